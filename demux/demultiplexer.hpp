@@ -1,0 +1,73 @@
+// Demultiplexer: the synchronous event demultiplexer the Reactor blocks in. One small interface,
+// one backend per file (select, poll, epoll). A backend knows descriptors and readiness bits only:
+// it never calls a handler. Semantics are level-triggered whatever the backend uses inside.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "demux/event_mask.hpp"
+
+namespace reactor {
+
+/// One ready descriptor: `events` holds read / write / except, or `invalid` when the backend
+/// found the descriptor closed. Errors and hang-ups are reported as read and write readiness
+/// (whichever was asked for), so the next read or write returns the error or end of file.
+struct ReadyEvent {
+  int fd = -1;
+  EventMask events = EventMask::none;
+};
+
+/// The backends this library knows. `best` picks the best one available (see
+/// make_demultiplexer); the others may or may not be compiled in (see backend_available).
+enum class Backend { best, select, poll, epoll, kqueue, io_uring };
+
+/// "select", "poll", "epoll", "kqueue", "io_uring" or "best".
+std::string_view backend_name(Backend backend) noexcept;
+
+/// Parses a backend name as written in REACTOR_BACKEND; errc::unknown_backend when unknown.
+std::error_code parse_backend(std::string_view name, Backend& out) noexcept;
+
+/// True when `backend` is compiled into this build and usable on this kernel.
+bool backend_available(Backend backend) noexcept;
+
+/// Every concrete backend that backend_available() accepts, best first.
+std::vector<Backend> available_backends();
+
+/// The interface every backend implements. Interest masks may contain any of EventMask's
+/// read-side, write-side and except bits; add() never sees an empty mask.
+class Demultiplexer {
+ public:
+  virtual ~Demultiplexer() = default;
+  Demultiplexer() = default;
+  Demultiplexer(const Demultiplexer&) = delete;
+  Demultiplexer& operator=(const Demultiplexer&) = delete;
+
+  /// Starts watching `fd` for `interest`.
+  virtual std::error_code add(int fd, EventMask interest) = 0;
+  /// Replaces the interest of a watched `fd`.
+  virtual std::error_code modify(int fd, EventMask interest) = 0;
+  /// Stops watching `fd`. A descriptor already closed is not an error here.
+  virtual std::error_code remove(int fd) = 0;
+  /// Blocks until a watched descriptor is ready or `timeout` passes (negative: no limit;
+  /// zero: just poll), then fills `ready` and sets `count`. EINTR returns with count 0.
+  virtual std::error_code wait(std::span<ReadyEvent> ready, std::chrono::nanoseconds timeout,
+                               std::size_t& count) = 0;
+  /// Which backend this is.
+  [[nodiscard]] virtual Backend kind() const noexcept = 0;
+};
+
+/// Creates a backend. `best` means: REACTOR_BACKEND if set, else epoll, poll, select in that
+/// order of preference. Errors: errc::unknown_backend, errc::backend_unavailable, or the errno
+/// of the failed system call.
+std::error_code make_demultiplexer(Backend backend, std::unique_ptr<Demultiplexer>& out);
+
+/// Milliseconds for poll-style calls, rounded up so a timer is never woken early.
+int timeout_to_ms(std::chrono::nanoseconds timeout) noexcept;
+
+}  // namespace reactor

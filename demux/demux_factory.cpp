@@ -1,0 +1,88 @@
+// Chooses and creates a demultiplexer backend; REACTOR_BACKEND overrides the default choice so
+// the whole test suite can be run on each backend in turn.
+#include <cstdlib>
+
+#include "demux/demultiplexer.hpp"
+#include "demux/error.hpp"
+#include "demux/poll_demux.hpp"
+#include "demux/select_demux.hpp"
+#if REACTOR_HAVE_EPOLL
+#include "demux/epoll_demux.hpp"
+#endif
+
+namespace reactor {
+
+std::string_view backend_name(Backend backend) noexcept {
+  switch (backend) {
+    case Backend::best: return "best";
+    case Backend::select: return "select";
+    case Backend::poll: return "poll";
+    case Backend::epoll: return "epoll";
+    case Backend::kqueue: return "kqueue";
+    case Backend::io_uring: return "io_uring";
+  }
+  return "unknown";
+}
+
+std::error_code parse_backend(std::string_view name, Backend& out) noexcept {
+  for (Backend b : {Backend::best, Backend::select, Backend::poll, Backend::epoll, Backend::kqueue,
+                    Backend::io_uring}) {
+    if (name == backend_name(b)) {
+      out = b;
+      return {};
+    }
+  }
+  return errc::unknown_backend;
+}
+
+bool backend_available(Backend backend) noexcept {
+  switch (backend) {
+    case Backend::best:
+    case Backend::select:
+    case Backend::poll: return true;
+    case Backend::epoll: return REACTOR_HAVE_EPOLL != 0;
+    case Backend::kqueue:
+    case Backend::io_uring: return false;
+  }
+  return false;
+}
+
+std::vector<Backend> available_backends() {
+  std::vector<Backend> out;
+  for (Backend b :
+       {Backend::io_uring, Backend::epoll, Backend::kqueue, Backend::poll, Backend::select}) {
+    if (backend_available(b)) out.push_back(b);
+  }
+  return out;
+}
+
+int timeout_to_ms(std::chrono::nanoseconds timeout) noexcept {
+  if (timeout < std::chrono::nanoseconds::zero()) return -1;
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
+  return ms > 2147483647 ? 2147483647 : static_cast<int>(ms);
+}
+
+std::error_code make_demultiplexer(Backend backend, std::unique_ptr<Demultiplexer>& out) {
+  if (backend == Backend::best) {
+    if (const char* env = std::getenv("REACTOR_BACKEND"); env != nullptr && *env != '\0') {
+      if (auto ec = parse_backend(env, backend)) return ec;
+    }
+  }
+  if (backend == Backend::best) backend = REACTOR_HAVE_EPOLL ? Backend::epoll : Backend::poll;
+  if (!backend_available(backend)) return errc::backend_unavailable;
+  try {
+    switch (backend) {
+      case Backend::select: out = std::make_unique<SelectDemux>(); break;
+      case Backend::poll: out = std::make_unique<PollDemux>(); break;
+#if REACTOR_HAVE_EPOLL
+      case Backend::epoll: out = std::make_unique<EpollDemux>(); break;
+#endif
+      default: return errc::backend_unavailable;
+    }
+  } catch (const std::system_error& e) {
+    return e.code();
+  }
+  return {};
+}
+
+}  // namespace reactor

@@ -1,0 +1,31 @@
+// EpollDemux: Linux epoll(7) backend, level-triggered. The interest set lives in the kernel, so
+// a wait costs O(ready) however many descriptors are idle.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <vector>
+
+#include "demux/demultiplexer.hpp"
+#include "demux/unique_fd.hpp"
+
+namespace reactor {
+
+/// epoll(7) backend.
+class EpollDemux final : public Demultiplexer {
+ public:
+  /// Throws std::system_error when epoll_create1 fails (e.g. EMFILE).
+  EpollDemux();
+  std::error_code add(int fd, EventMask interest) override;
+  std::error_code modify(int fd, EventMask interest) override;
+  std::error_code remove(int fd) override;
+  std::error_code wait(std::span<ReadyEvent> ready, std::chrono::nanoseconds timeout,
+                       std::size_t& count) override;
+  [[nodiscard]] Backend kind() const noexcept override { return Backend::epoll; }
+
+ private:
+  UniqueFd epoll_fd_;
+  std::vector<epoll_event> events_;
+};
+
+}  // namespace reactor

@@ -1,0 +1,213 @@
+// Reactor: the Initiation Dispatcher. Handlers register for events on handles; the reactor blocks
+// in one demultiplexer and calls their hooks when events arrive. Also timers, cross-thread notify
+// and post, signals, suspend/resume, and the event loop. Including this header brings in the
+// core API: EventHandler, EventMask, the error codes, Result and the backends' names.
+//
+// Threads: every member must be called on the thread that runs the loop, except notify(), post()
+// and end_event_loop(), which any thread may call at any time.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "demux/demultiplexer.hpp"
+#include "demux/error.hpp"
+#include "demux/event_mask.hpp"
+#include "demux/unique_fd.hpp"
+#include "handlers/event_handler.hpp"
+#include "reactor/notification_queue.hpp"
+#include "reactor/result.hpp"
+#include "reactor/timer_queue.hpp"
+
+namespace reactor {
+
+/// Waits with no time limit when passed as a timeout.
+inline constexpr Duration forever = Duration::max();
+
+/// Construction-time settings of a Reactor.
+struct ReactorOptions {
+  /// Which demultiplexer to block in; `best` honours REACTOR_BACKEND, then prefers epoll.
+  Backend backend = Backend::best;
+  /// Most ready handles taken from one wait (the rest are reported by the next one).
+  std::size_t max_events_per_wait = 256;
+  /// Most notify/post items run per loop iteration, so a flood cannot starve I/O.
+  std::size_t max_notifications_per_iteration = 1024;
+};
+
+/// The event dispatcher. Non-copyable, non-movable: handlers and timers point at it.
+class Reactor final : private HandlerRegistry {
+ public:
+  /// Throws std::system_error when the backend or the wake-up descriptor cannot be created
+  /// (errc::unknown_backend for a bad REACTOR_BACKEND, errc::backend_unavailable, EMFILE...).
+  explicit Reactor(Backend backend = Backend::best);
+  /// As above, with every option.
+  explicit Reactor(const ReactorOptions& options);
+  /// Calls handle_close on every handler still registered for I/O (so owners can release
+  /// them), drops timers, signals and pending notifications without calling them.
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  /// The backend chosen at construction.
+  [[nodiscard]] Backend backend() const noexcept { return demux_->kind(); }
+
+  // ---- I/O registrations -------------------------------------------------------------------
+
+  /// Registers `handler` for `mask` on handler->get_handle().
+  std::error_code register_handler(EventHandler* handler, EventMask mask);
+  /// Registers `handler` for `mask` on `handle`. One registration per handle:
+  /// errc::already_registered if the handle has one; use add_interest to widen it.
+  std::error_code register_handler(Handle handle, EventHandler* handler, EventMask mask);
+  /// Removes `mask` (default: everything) from the registration of handler->get_handle() and
+  /// calls handle_close(handle, removed) unless `mask` has EventMask::dont_call. When nothing
+  /// is left the registration ends. errc::not_registered if `handler` is not registered there.
+  std::error_code remove_handler(EventHandler* handler, EventMask mask = EventMask::all_io);
+  /// As above, by handle.
+  std::error_code remove_handler(Handle handle, EventMask mask = EventMask::all_io);
+
+  /// Replaces the interest of a registered handle (none keeps it registered but silent).
+  std::error_code set_interest(Handle handle, EventMask mask);
+  /// Adds `mask` to the interest of a registered handle.
+  std::error_code add_interest(Handle handle, EventMask mask);
+  /// Removes `mask` from the interest of a registered handle; never calls handle_close.
+  std::error_code clear_interest(Handle handle, EventMask mask);
+  /// The interest of `handle` (none when not registered).
+  [[nodiscard]] EventMask interest(Handle handle) const noexcept;
+  /// The handler registered on `handle`, or nullptr.
+  [[nodiscard]] EventHandler* handler(Handle handle) const noexcept;
+  /// Number of I/O registrations made by the application.
+  [[nodiscard]] std::size_t handler_count() const noexcept { return user_registrations_; }
+
+  /// Stops dispatching events of `handle` until resume_handler (timers still fire).
+  std::error_code suspend_handler(Handle handle);
+  /// By handler->get_handle().
+  std::error_code suspend_handler(EventHandler* handler);
+  /// Resumes a suspended handle.
+  std::error_code resume_handler(Handle handle);
+  /// By handler->get_handle().
+  std::error_code resume_handler(EventHandler* handler);
+  /// True while `handle` is registered and suspended.
+  [[nodiscard]] bool is_suspended(Handle handle) const noexcept;
+
+  // ---- timers ------------------------------------------------------------------------------
+
+  /// Calls handler->handle_timeout(now, arg) after `delay`, then every `interval` if it is
+  /// positive. Returns the timer's id.
+  Result<TimerId> schedule_timer(EventHandler* handler, const void* arg, Duration delay,
+                                 Duration interval = Duration::zero());
+  /// Cancels a pending timer; it will not fire, even if it is due in this very iteration.
+  std::error_code cancel_timer(TimerId id);
+  /// Cancels every timer of `handler`; returns how many.
+  std::size_t cancel_timers(EventHandler* handler);
+  /// Changes the interval of a timer from its next expiry on (zero makes it one-shot).
+  std::error_code reset_timer_interval(TimerId id, Duration interval);
+  /// Number of pending timers.
+  [[nodiscard]] std::size_t timer_count() const noexcept { return timers_.size(); }
+
+  // ---- cross-thread ------------------------------------------------------------------------
+
+  /// Any thread: calls the hooks of `mask` (read → handle_input, write → handle_output,
+  /// except → handle_exception) on the loop thread with invalid_handle. Never blocks, never
+  /// coalesces: each call is delivered once, in order per sender. The hooks' return value is
+  /// ignored. The target must stay alive until delivery, or be registered with this reactor
+  /// (destroying a registered handler withdraws its notifications).
+  std::error_code notify(EventHandler* handler, EventMask mask = EventMask::read);
+  /// Any thread: runs `work` on the loop thread, in order per sender.
+  std::error_code post(std::function<void()> work);
+  /// Loop thread: withdraws pending notify() calls aimed at `handler`; returns how many.
+  std::size_t purge_notifications(EventHandler* handler);
+
+  // ---- signals -----------------------------------------------------------------------------
+
+  /// Calls handler->handle_signal(signum) from the loop whenever `signum` is delivered to the
+  /// process. Several handlers (and reactors) may watch one signal.
+  std::error_code register_signal(int signum, EventHandler* handler);
+  /// Stops delivering `signum` to `handler`.
+  std::error_code remove_signal(int signum, EventHandler* handler);
+
+  // ---- the loop ----------------------------------------------------------------------------
+
+  /// Waits at most `timeout` for events, then dispatches ready handles, due timers, signals and
+  /// a bounded batch of notifications. Returns how many hooks were called. EINTR is retried.
+  Result<std::size_t> handle_events(Duration timeout = forever);
+  /// Runs handle_events until end_event_loop is called or an error occurs (returned).
+  std::error_code run_event_loop();
+  /// Any thread, any time (also before run_event_loop starts): makes run_event_loop return
+  /// after the current iteration.
+  void end_event_loop() noexcept;
+  /// True after end_event_loop until run_event_loop has returned.
+  [[nodiscard]] bool event_loop_done() const noexcept {
+    return stop_.load(std::memory_order_acquire);
+  }
+
+ private:
+  struct Registration {
+    EventHandler* handler = nullptr;
+    EventMask interest = EventMask::none;   // user bits, including accept / connect
+    EventMask again = EventMask::none;      // hooks that returned > 0
+    EventMask in_kernel = EventMask::none;  // readiness bits the demultiplexer watches
+    std::uint64_t serial = 0;               // 0: free; else unique per registration
+    bool suspended = false;
+    bool internal = false;  // the reactor's own wake-up / signal pipe
+  };
+  struct AgainEntry {
+    Handle handle;
+    std::uint64_t serial;
+  };
+  struct SignalWatch {
+    int signum;
+    EventHandler* handler;
+  };
+
+  void forget_handler(EventHandler& handler) noexcept override;
+
+  std::error_code attach(EventHandler* handler);
+  void release_ref(EventHandler* handler) noexcept;
+  Registration* find(Handle handle) noexcept;
+  const Registration* find(Handle handle) const noexcept;
+  bool still_live(Handle handle, std::uint64_t serial) const noexcept;
+  std::error_code add_registration(Handle handle, EventHandler* handler, EventMask mask,
+                                   bool internal);
+  std::error_code sync_kernel(Handle handle) noexcept;
+  void end_registration(Handle handle) noexcept;
+  void remove_bits(Handle handle, EventMask bits, bool call_close);
+  std::error_code change_interest(Handle handle, EventMask mask);
+  std::error_code set_suspended(Handle handle, bool suspended);
+  Handle handle_of(EventHandler* handler) const;
+
+  Duration next_timeout(Duration limit) const noexcept;
+  std::error_code wait(Duration timeout, std::size_t& ready);
+  void dispatch_ready(const ReadyEvent& event, std::size_t& dispatched);
+  void dispatch_io(Handle handle, std::uint64_t serial, EventMask events, std::size_t& dispatched);
+  void call_hook(Handle handle, std::uint64_t serial, EventMask kind, std::size_t& dispatched);
+  void dispatch_again(std::size_t& dispatched);
+  void expire_timers(std::size_t& dispatched);
+  void run_notifications(std::size_t& dispatched);
+  void read_signals(std::size_t& dispatched);
+  std::error_code open_signal_pipe();
+
+  std::unique_ptr<Demultiplexer> demux_;
+  ReactorOptions options_;
+  std::vector<ReadyEvent> ready_;
+  std::vector<Registration> table_;  // by handle
+  std::vector<AgainEntry> again_;
+  std::vector<AgainEntry> again_batch_;
+  std::uint64_t next_serial_ = 1;
+  std::uint64_t serial_at_wait_ = 1;
+  std::size_t user_registrations_ = 0;
+  TimerQueue timers_;
+  NotificationQueue notifications_;
+  std::vector<SignalWatch> signal_watches_;
+  UniqueFd signal_read_;
+  UniqueFd signal_write_;
+  std::atomic<bool> stop_{false};
+  bool dispatching_ = false;
+};
+
+}  // namespace reactor
