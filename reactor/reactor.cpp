@@ -39,9 +39,14 @@ constexpr EventHandler* internal_marker = nullptr;
 
 Reactor::Reactor(Backend backend) : Reactor(ReactorOptions{backend}) {}
 
-Reactor::Reactor(const ReactorOptions& options) : options_(options) {
-  if (auto ec = make_demultiplexer(options.backend, demux_)) {
-    throw std::system_error(ec, "reactor: cannot create the demultiplexer");
+Reactor::Reactor(const ReactorOptions& options) : Reactor(nullptr, options) {}
+
+Reactor::Reactor(std::unique_ptr<Demultiplexer> demux, const ReactorOptions& options)
+    : demux_(std::move(demux)), options_(options) {
+  if (!demux_) {
+    if (auto ec = make_demultiplexer(options.backend, demux_)) {
+      throw std::system_error(ec, "reactor: cannot create the demultiplexer");
+    }
   }
   ready_.resize(std::max<std::size_t>(1, options_.max_events_per_wait));
   if (options_.max_notifications_per_iteration == 0) options_.max_notifications_per_iteration = 1;

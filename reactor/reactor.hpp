@@ -48,6 +48,9 @@ class Reactor final : private HandlerRegistry {
   explicit Reactor(Backend backend = Backend::best);
   /// As above, with every option.
   explicit Reactor(const ReactorOptions& options);
+  /// Blocks in `demux`, a backend made by the caller (options.backend is ignored). This is how
+  /// tests run the suite on a backend the factory does not build here, e.g. emulated kqueue.
+  Reactor(std::unique_ptr<Demultiplexer> demux, const ReactorOptions& options = {});
   /// Calls handle_close on every handler still registered for I/O (so owners can release
   /// them), drops timers, signals and pending notifications without calling them.
   ~Reactor();

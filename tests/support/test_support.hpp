@@ -1,0 +1,88 @@
+// Helpers shared by the test suites: descriptor pairs, bounded event-loop driving, and the list of
+// backends the conformance suite runs on.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "reactor/reactor.hpp"
+
+namespace reactor::test {
+
+/// A connected AF_UNIX stream socket pair, both ends non-blocking.
+struct SocketPair {
+  UniqueFd a;
+  UniqueFd b;
+  SocketPair() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0) {
+      a.reset(fds[0]);
+      b.reset(fds[1]);
+    }
+  }
+};
+
+/// A non-blocking pipe: read end `r`, write end `w`.
+struct Pipe {
+  UniqueFd r;
+  UniqueFd w;
+  Pipe() {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
+      r.reset(fds[0]);
+      w.reset(fds[1]);
+    }
+  }
+};
+
+/// Writes `text` to `fd`; true when all of it went out.
+inline bool put(int fd, const std::string& text) {
+  return ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+}
+
+/// Reads what is available on `fd` (non-blocking).
+inline std::string take(int fd) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+/// Runs the reactor until `done()` holds or `limit` passes; true when `done()` held.
+/// This is a bounded wait on a condition, not a sleep standing in for synchronisation.
+inline bool run_until(Reactor& r, const std::function<bool()>& done,
+                      std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto deadline = Clock::now() + limit;
+  while (!done()) {
+    if (Clock::now() >= deadline) return false;
+    auto n = r.handle_events(std::chrono::milliseconds(10));
+    if (!n) return false;
+  }
+  return true;
+}
+
+/// One backend the conformance suite runs on.
+struct BackendParam {
+  std::string name;
+  std::function<std::unique_ptr<Demultiplexer>()> make;
+};
+
+/// Every backend available in this build (and test-only ones, such as emulated kqueue).
+std::vector<BackendParam> conformance_backends();
+
+/// For INSTANTIATE_TEST_SUITE_P: names each instance after its backend.
+inline constexpr auto backend_param_name = [](const auto& info) { return info.param.name; };
+
+}  // namespace reactor::test
