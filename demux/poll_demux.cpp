@@ -1,6 +1,8 @@
 // poll(2) backend.
 #include "demux/poll_demux.hpp"
 
+#include <fcntl.h>
+
 #include <cerrno>
 
 #include "demux/error.hpp"
@@ -36,6 +38,8 @@ EventMask from_poll(short revents, short asked) noexcept {
 
 std::error_code PollDemux::add(int fd, EventMask interest) {
   if (fd < 0) return errc::invalid_handle;
+  // poll() would report POLLNVAL on every wait instead: refuse a closed descriptor now.
+  if (::fcntl(fd, F_GETFD) == -1) return errc::invalid_handle;
   if (static_cast<std::size_t>(fd) >= slot_.size()) slot_.resize(fd + 1, -1);
   if (slot_[fd] >= 0) return errc::already_registered;
   slot_[fd] = static_cast<int>(fds_.size());

@@ -21,6 +21,8 @@ void SelectDemux::set_bits(int fd, EventMask interest) noexcept {
 std::error_code SelectDemux::add(int fd, EventMask interest) {
   if (fd < 0) return errc::invalid_handle;
   if (fd >= FD_SETSIZE) return errc::handle_out_of_range;
+  // select() itself would only fail later, for every handle at once: check now.
+  if (::fcntl(fd, F_GETFD) == -1) return errc::invalid_handle;
   if (static_cast<std::size_t>(fd) >= interest_.size()) interest_.resize(fd + 1, EventMask::none);
   if (any(interest_[fd])) return errc::already_registered;
   interest_[fd] = interest;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -81,6 +82,9 @@ struct BackendParam {
 
 /// Every backend available in this build (and test-only ones, such as emulated kqueue).
 std::vector<BackendParam> conformance_backends();
+
+/// Prints a backend parameter by name in test output.
+inline void PrintTo(const BackendParam& param, std::ostream* os) { *os << param.name; }
 
 /// For INSTANTIATE_TEST_SUITE_P: names each instance after its backend.
 inline constexpr auto backend_param_name = [](const auto& info) { return info.param.name; };
