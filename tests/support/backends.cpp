@@ -2,6 +2,9 @@
 #include <system_error>
 
 #include "test_support.hpp"
+#if REACTOR_TEST_KQUEUE_EMULATED
+#include "demux/kqueue_demux.hpp"
+#endif
 
 namespace reactor::test {
 
@@ -14,6 +17,10 @@ std::vector<BackendParam> conformance_backends() {
                      return d;
                    }});
   }
+#if REACTOR_TEST_KQUEUE_EMULATED
+  // The real kqueue backend over the test-only epoll emulation (tests/kqueue_emulation).
+  out.push_back({"kqueue_emulated", [] { return std::make_unique<KqueueDemux>(); }});
+#endif
   return out;
 }
 
