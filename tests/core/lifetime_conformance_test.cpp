@@ -45,8 +45,9 @@ TEST_P(LifetimeConformance, SelfDeletionInCallbackIsSafe) {
   auto* h = new Probe(p.r.get());
   bool deleted = false;
   h->on_input = [&](Handle) {
-    delete h;  // still registered: the destructor withdraws the registration
-    deleted = true;
+    bool* flag = &deleted;  // this closure dies with the handler: keep what we need on the stack
+    delete h;               // still registered: the destructor withdraws the registration
+    *flag = true;
     return -1;  // must not be acted upon: the handler is gone
   };
   ASSERT_FALSE(r().register_handler(h, EventMask::read));

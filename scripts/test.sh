@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing (scripts/setup.sh), then builds
+# and runs every test three times: a plain build, ASan+UBSan, and TSan. Fails on the first
+# failing configuration. Usage: scripts/test.sh [plain|asan|tsan ...]   (default: all three)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+configs=("$@")
+[ ${#configs[@]} -gt 0 ] || configs=(plain asan tsan)
+
+# Sanitizer reports must fail the run, not scroll past.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+
+run_config() {
+  local name=$1 dir options=()
+  case "$name" in
+    plain) dir=build ;;
+    asan) dir=build-asan; options=(-Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=disabled) ;;
+    tsan) dir=build-tsan; options=(-Db_sanitize=thread -Db_lundef=false -Dbenchmarks=disabled) ;;
+    *) echo "test.sh: unknown configuration '$name' (plain, asan, tsan)" >&2; return 2 ;;
+  esac
+  echo "=== $name build ($dir) ==="
+  [ -f "$dir/build.ninja" ] || meson setup "$dir" "${options[@]}" >/dev/null
+  ninja -C "$dir"
+  echo "=== $name tests ==="
+  meson test -C "$dir" --print-errorlogs --num-processes 2
+}
+
+for c in "${configs[@]}"; do run_config "$c"; done
+echo "=== all configurations passed: ${configs[*]} ==="
