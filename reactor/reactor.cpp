@@ -12,9 +12,15 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cxxabi.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <ostream>
+#include <string>
 
+#include "reactor/log.hpp"
 #include "reactor/signal_router.hpp"
 
 namespace reactor {
@@ -158,7 +164,13 @@ std::error_code Reactor::sync_kernel(Handle handle) noexcept {
 
 void Reactor::end_registration(Handle handle) noexcept {
   Registration& r = table_[handle];
-  if (any(r.in_kernel)) (void)demux_->remove(handle);
+  if (any(r.in_kernel)) {
+    // Nobody to return this to: removal must go on, the registration is over either way.
+    if (auto ec = demux_->remove(handle)) {
+      log_message(LogLevel::error,
+                  "demultiplexer remove(" + std::to_string(handle) + ") failed: " + ec.message());
+    }
+  }
   EventHandler* handler = r.handler;
   const bool internal = r.internal;
   r = Registration{};
@@ -176,8 +188,9 @@ void Reactor::remove_bits(Handle handle, EventMask bits, bool call_close) {
   r.again &= ~removed;
   if (!any(r.interest)) {
     end_registration(handle);
-  } else {
-    (void)sync_kernel(handle);
+  } else if (auto ec = sync_kernel(handle)) {
+    log_message(LogLevel::error, "demultiplexer update of handle " + std::to_string(handle) +
+                                     " failed: " + ec.message());
   }
   // Last: handle_close may delete the handler or register anything anew.
   if (call_close && handler != nullptr) handler->handle_close(handle, removed);
@@ -336,9 +349,8 @@ std::error_code Reactor::reset_timer_interval(TimerId id, Duration interval) {
   return timers_.reset_interval(id, interval) ? std::error_code{} : errc::timer_not_found;
 }
 
-void Reactor::expire_timers(std::size_t& dispatched) {
+void Reactor::expire_timers(TimePoint now, std::size_t& dispatched) {
   if (timers_.size() == 0) return;
-  const TimePoint now = Clock::now();
   // Only timers due before this pass began run in it, so an interval shorter than the
   // callback cannot keep the loop here forever.
   TimerQueue::Expiry e{};
@@ -351,6 +363,7 @@ void Reactor::expire_timers(std::size_t& dispatched) {
       throw;
     }
     ++dispatched;
+    ++stats_.timers_fired;
     bool pending = false;
     EventHandler* released = timers_.finish_firing(e.id, now, rc >= 0, &pending);
     if (!pending) release_ref(released);
@@ -386,6 +399,7 @@ void Reactor::run_notifications(std::size_t& dispatched) {
   for (std::size_t i = 0; i < options_.max_notifications_per_iteration && notifications_.pop(n);
        ++i) {
     ++dispatched;
+    ++stats_.notifications_run;
     if (n.work) {
       n.work();
       continue;
@@ -470,6 +484,7 @@ void Reactor::read_signals(std::size_t& dispatched) {
           [&](const SignalWatch& s) { return s.signum == w.signum && s.handler == w.handler; });
       if (!present) continue;
       ++dispatched;
+      ++stats_.signals_delivered;
       if (w.handler->handle_signal(signum) < 0) (void)remove_signal(signum, w.handler);
     }
   }
@@ -512,13 +527,25 @@ Result<std::size_t> Reactor::handle_events(Duration timeout) {
   if (dispatching_) return errc::reentrant_call;
   if (timeout < Duration::zero()) timeout = Duration::zero();
   ScopedFlag busy(dispatching_);
+  const bool timing = options_.collect_timing;
+  const TimePoint before_wait = timing ? Clock::now() : TimePoint{};
   std::size_t ready = 0;
   if (auto ec = wait(timeout, ready)) return ec;
+  ++stats_.iterations;
+  // One clock read serves both the statistics and the timers.
+  const TimePoint after_wait = timing || timers_.size() > 0 ? Clock::now() : TimePoint{};
+  if (timing) stats_.time_blocked += after_wait - before_wait;
   std::size_t dispatched = 0;
   for (std::size_t i = 0; i < ready; ++i) dispatch_ready(ready_[i], dispatched);
   dispatch_again(dispatched);
-  expire_timers(dispatched);
+  expire_timers(after_wait, dispatched);
   run_notifications(dispatched);
+  stats_.hooks_called += dispatched;
+  if (timing) {
+    const Duration spent = Clock::now() - after_wait;
+    stats_.time_dispatching += spent;
+    stats_.longest_dispatch = std::max(stats_.longest_dispatch, spent);
+  }
   return dispatched;
 }
 
@@ -582,9 +609,12 @@ void Reactor::call_hook(Handle handle, std::uint64_t serial, EventMask kind,
   const EventMask bits = r.interest & side;
   if (!any(bits) || r.suspended || r.handler == nullptr) return;
   EventHandler* h = r.handler;
-  const int rc = kind == EventMask::read    ? h->handle_input(handle)
-                 : kind == EventMask::write ? h->handle_output(handle)
-                                            : h->handle_exception(handle);
+  const int slot = kind == EventMask::read ? 0 : kind == EventMask::write ? 1 : 2;
+  ++r.calls[slot];
+  ++(slot == 0 ? stats_.input_events : slot == 1 ? stats_.output_events : stats_.exception_events);
+  const int rc = slot == 0   ? h->handle_input(handle)
+                 : slot == 1 ? h->handle_output(handle)
+                             : h->handle_exception(handle);
   ++dispatched;
   // The hook may have removed, re-registered or destroyed anything: look again.
   if (rc == 0 || !still_live(handle, serial)) return;
@@ -616,6 +646,72 @@ void Reactor::dispatch_again(std::size_t& dispatched) {
     throw;
   }
   again_batch_.clear();
+}
+
+// ---- introspection -----------------------------------------------------------------------------
+
+ReactorStats Reactor::stats() const {
+  ReactorStats s = stats_;
+  s.backend = demux_->kind();
+  s.handles_registered = user_registrations_;
+  s.timers_pending = timers_.size();
+  s.notifications_queued = notifications_.size();
+  return s;
+}
+
+namespace {
+
+std::string type_name(const EventHandler& handler) {
+  const char* mangled = typeid(handler).name();
+  int status = 0;
+  char* readable = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  std::string out = status == 0 && readable != nullptr ? readable : mangled;
+  std::free(readable);  // NOLINT(cppcoreguidelines-no-malloc): allocated by the demangler
+  return out;
+}
+
+std::string mask_name(EventMask m) {
+  std::string out;
+  const std::pair<EventMask, const char*> names[] = {{EventMask::read, "read"},
+                                                     {EventMask::write, "write"},
+                                                     {EventMask::except, "except"},
+                                                     {EventMask::accept, "accept"},
+                                                     {EventMask::connect, "connect"}};
+  for (const auto& [bit, name] : names) {
+    if (!any(m & bit)) continue;
+    if (!out.empty()) out += '|';
+    out += name;
+  }
+  return out.empty() ? "none" : out;
+}
+
+double micros(Duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+
+}  // namespace
+
+std::ostream& operator<<(std::ostream& os, const ReactorStats& s) {
+  return os << "backend=" << backend_name(s.backend) << " iterations=" << s.iterations
+            << " hooks=" << s.hooks_called << " input=" << s.input_events
+            << " output=" << s.output_events << " except=" << s.exception_events
+            << " timers_fired=" << s.timers_fired << " signals=" << s.signals_delivered
+            << " notifications=" << s.notifications_run << " blocked_us=" << micros(s.time_blocked)
+            << " dispatching_us=" << micros(s.time_dispatching)
+            << " longest_dispatch_us=" << micros(s.longest_dispatch)
+            << " busy_ratio=" << s.busy_ratio() << " handles=" << s.handles_registered
+            << " timers_pending=" << s.timers_pending
+            << " notifications_queued=" << s.notifications_queued;
+}
+
+void Reactor::dump(std::ostream& os) const {
+  os << "reactor: " << stats() << '\n';
+  for (Handle h = 0; h < static_cast<Handle>(table_.size()); ++h) {
+    const Registration* r = find(h);
+    if (r == nullptr || r->internal || r->handler == nullptr) continue;
+    os << "  handle " << h << ": " << type_name(*r->handler)
+       << " interest=" << mask_name(r->interest) << (r->suspended ? " suspended" : "")
+       << " input=" << r->calls[0] << " output=" << r->calls[1] << " except=" << r->calls[2]
+       << '\n';
+  }
 }
 
 }  // namespace reactor
