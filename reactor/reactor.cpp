@@ -507,19 +507,20 @@ Duration Reactor::next_timeout(Duration limit) const noexcept {
 std::error_code Reactor::wait(Duration timeout, std::size_t& ready) {
   const TimePoint deadline =
       timeout == forever ? TimePoint::max() : Clock::now() + std::min(timeout, Duration(1LL << 62));
+  Duration remaining = timeout;
   for (;;) {
     serial_at_wait_ = next_serial_;
-    const Duration t = next_timeout(timeout);
+    const Duration t = next_timeout(remaining);
     const auto ns = t == forever ? std::chrono::nanoseconds(-1)
                                  : std::chrono::duration_cast<std::chrono::nanoseconds>(t);
     if (auto ec = demux_->wait(ready_, ns, ready)) return ec;
-    if (ready > 0 || t != timeout || timeout == Duration::zero()) return {};
-    // Woken with nothing ready before the caller's own timeout (EINTR): wait for the rest.
-    if (timeout != forever) {
-      const TimePoint now = Clock::now();
-      if (now >= deadline) return {};
-      timeout = deadline - now;
-    }
+    if (ready > 0 || t == Duration::zero()) return {};
+    // Nothing ready: a timer came due, the caller's time is up, or the wait ended early
+    // (EINTR, or a backend whose clock is coarser than ours). Only the last means wait more.
+    const TimePoint now = Clock::now();
+    if (auto due = timers_.earliest(); due && *due <= now) return {};
+    if (now >= deadline) return {};
+    if (timeout != forever) remaining = deadline - now;
   }
 }
 
