@@ -161,8 +161,8 @@ std::error_code IoUringDemux::remove(int fd) {
 // the old generation and is ignored by harvest(), also when the number names a new file.
 std::error_code IoUringDemux::cancel(int fd, Slot& s) noexcept {
   if (s.armed) {
-    io_uring_sqe* sqe = next_sqe();
-    if (sqe == nullptr) return errc::backend_unavailable;
+    io_uring_sqe* sqe = nullptr;
+    if (auto ec = next_sqe(sqe)) return ec;
     io_uring_prep_poll_remove(sqe, pack(fd, s.generation));
     io_uring_sqe_set_data64(sqe, cancel_tag);
     s.armed = false;
@@ -178,26 +178,33 @@ void IoUringDemux::queue_arm(int fd) noexcept {
   to_arm_.push_back(fd);
 }
 
-// A free SQE; when the queue is full, hands the batch to the kernel first. Enables a ring created
-// disabled: from here on the calling thread is the ring's only issuer.
-io_uring_sqe* IoUringDemux::next_sqe() noexcept {
-  if (!enabled_) {
-    if (enable_ring(ring_) < 0) return nullptr;
-    enabled_ = true;
-  }
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  if (sqe == nullptr && io_uring_submit(&ring_) >= 0) sqe = io_uring_get_sqe(&ring_);
-  return sqe;
+// Enables a ring created disabled: from here on the calling thread is its only issuer.
+std::error_code IoUringDemux::enable() noexcept {
+  if (enabled_) return {};
+  if (int rc = enable_ring(ring_); rc < 0) return {-rc, std::system_category()};
+  enabled_ = true;
+  return {};
+}
+
+// A free SQE in `sqe`; when the queue is full, hands the batch to the kernel first.
+std::error_code IoUringDemux::next_sqe(io_uring_sqe*& sqe) noexcept {
+  if (auto ec = enable()) return ec;
+  sqe = io_uring_get_sqe(&ring_);
+  if (sqe != nullptr) return {};
+  if (int rc = io_uring_submit(&ring_); rc < 0) return {-rc, std::system_category()};
+  sqe = io_uring_get_sqe(&ring_);
+  return sqe != nullptr ? std::error_code{} : std::error_code(EBUSY, std::system_category());
 }
 
 std::error_code IoUringDemux::arm_queued() noexcept {
   std::size_t done = 0;
+  std::error_code ec;
   for (; done < to_arm_.size(); ++done) {
     const int fd = to_arm_[done];
     Slot& s = slots_[fd];
     if (s.events != 0 && !s.armed) {
-      io_uring_sqe* sqe = next_sqe();
-      if (sqe == nullptr) break;
+      io_uring_sqe* sqe = nullptr;
+      if ((ec = next_sqe(sqe))) break;
       io_uring_prep_poll_add(sqe, fd, s.events);
       io_uring_sqe_set_data64(sqe, pack(fd, s.generation));
       s.armed = true;
@@ -205,7 +212,7 @@ std::error_code IoUringDemux::arm_queued() noexcept {
     s.queued = false;
   }
   to_arm_.erase(to_arm_.begin(), to_arm_.begin() + static_cast<std::ptrdiff_t>(done));
-  return to_arm_.empty() ? std::error_code{} : std::error_code(errc::backend_unavailable);
+  return ec;
 }
 
 // Interrupted or timed-out waits are not errors; the rest are (EEXIST: a second thread used a
@@ -216,7 +223,7 @@ std::error_code IoUringDemux::enter_result(int rc) noexcept {
 }
 
 std::error_code IoUringDemux::submit_and_wait(std::chrono::nanoseconds timeout) noexcept {
-  if (!enabled_ && next_sqe() == nullptr) return errc::backend_unavailable;
+  if (auto ec = enable()) return ec;
   io_uring_cqe* cqe = nullptr;
   if (timeout < std::chrono::nanoseconds::zero()) {
     return enter_result(io_uring_submit_and_wait(&ring_, 1));
@@ -256,12 +263,11 @@ std::size_t IoUringDemux::harvest(std::span<ReadyEvent> ready) noexcept {
 
 std::error_code IoUringDemux::wait(std::span<ReadyEvent> ready, std::chrono::nanoseconds timeout,
                                    std::size_t& count) {
-  count = 0;
-  // Completions left over from a wait whose span was full are reported before blocking.
-  if (io_uring_cq_ready(&ring_) == 0) {
-    if (auto ec = arm_queued()) return ec;
-    if (auto ec = submit_and_wait(timeout)) return ec;
-  }
+  // Completions left over from a wait whose span was full go out before anything blocks.
+  count = harvest(ready);
+  if (count > 0) return {};
+  if (auto ec = arm_queued()) return ec;
+  if (auto ec = submit_and_wait(timeout)) return ec;
   count = harvest(ready);
   return {};
 }

@@ -47,7 +47,8 @@ class IoUringDemux final : public Demultiplexer {
   };
 
   Slot* slot(int fd) noexcept;
-  io_uring_sqe* next_sqe() noexcept;
+  std::error_code enable() noexcept;
+  std::error_code next_sqe(io_uring_sqe*& sqe) noexcept;
   void queue_arm(int fd) noexcept;
   std::error_code cancel(int fd, Slot& s) noexcept;
   std::error_code arm_queued() noexcept;
