@@ -1,0 +1,205 @@
+// The coroutine echo server passes the same integrity test as the callback one: each binary is
+// launched on each backend, many concurrent loopback connections send random payloads in random
+// chunks, every byte must come back in order, and SIGTERM must end the server with status 0.
+// The client here is plain poll(2), independent of the code under test.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "futures_support.hpp"
+
+extern char** environ;
+
+namespace reactor::test {
+namespace {
+
+struct ServerParam {
+  std::string binary_env;  // environment variable holding the binary's path
+  std::string banner;      // the banner's first word
+  std::string backend;
+};
+
+void PrintTo(const ServerParam& p, std::ostream* os) { *os << p.banner << "_" << p.backend; }
+
+// A launched server: its pid and port, stopped with SIGTERM.
+class ServerProcess {
+ public:
+  ServerProcess(const std::string& path, const std::string& backend) {
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) return;
+    UniqueFd read_end(out[0]);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    std::vector<std::string> args = {path, "--port", "0", "--backend", backend};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int rc = ::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    if (rc != 0) {
+      pid_ = -1;
+      return;
+    }
+    banner_ = read_line(read_end.get(), std::chrono::seconds(10));
+    const auto colon = banner_.find("127.0.0.1:");
+    if (colon != std::string::npos) port_ = std::atoi(banner_.c_str() + colon + 10);
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] const std::string& banner() const { return banner_; }
+
+  // SIGTERM, then a bounded wait for the exit; the exit status, or -1.
+  int terminate() {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGTERM);
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    int status = 0;
+    while (Clock::now() < deadline) {
+      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      ::poll(nullptr, 0, 5);  // a bounded wait for the child to exit, polled
+    }
+    return -1;
+  }
+
+ private:
+  static std::string read_line(int fd, Duration limit) {
+    std::string line;
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char c = 0;
+      if (::read(fd, &c, 1) != 1) break;
+      if (c == '\n') break;
+      line.push_back(c);
+    }
+    return line;
+  }
+
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string banner_;
+};
+
+// One client connection: sends its payload in random chunks while reading the echo back.
+struct Conn {
+  UniqueFd fd;
+  std::string payload;
+  std::size_t sent = 0;
+  std::string received;
+};
+
+// Drives every connection with poll(2) until all echoes are complete or `limit` passes.
+bool run_clients(int port, int connections, unsigned seed, std::string& failure) {
+  std::mt19937 rng(seed);
+  std::vector<Conn> conns(connections);
+  const sockaddr_in addr = loopback_address(static_cast<std::uint16_t>(port));
+  for (auto& c : conns) {
+    c.fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (::connect(c.fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+      failure = "connect failed";
+      return false;
+    }
+    ::fcntl(c.fd.get(), F_SETFL, O_NONBLOCK);
+    c.payload.resize(1 + rng() % (256 * 1024));
+    for (char& ch : c.payload) ch = static_cast<char>(rng());
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  std::vector<pollfd> fds(conns.size());
+  std::vector<char> buf(65536);
+  for (;;) {
+    std::size_t open = 0;
+    for (std::size_t i = 0; i < conns.size(); ++i) {
+      Conn& c = conns[i];
+      const bool done = c.received.size() == c.payload.size();
+      fds[i] = {done ? -1 : c.fd.get(),
+                static_cast<short>(POLLIN | (c.sent < c.payload.size() ? POLLOUT : 0)), 0};
+      open += done ? 0 : 1;
+    }
+    if (open == 0) break;
+    if (Clock::now() > deadline) {
+      failure = "timed out with " + std::to_string(open) + " connections unfinished";
+      return false;
+    }
+    if (::poll(fds.data(), fds.size(), 100) < 0) continue;
+    for (std::size_t i = 0; i < conns.size(); ++i) {
+      Conn& c = conns[i];
+      if ((fds[i].revents & POLLOUT) != 0 && c.sent < c.payload.size()) {
+        const std::size_t chunk =
+            std::min<std::size_t>(c.payload.size() - c.sent, 1 + rng() % 20000);
+        const ssize_t n = ::send(c.fd.get(), c.payload.data() + c.sent, chunk, MSG_NOSIGNAL);
+        if (n > 0) c.sent += static_cast<std::size_t>(n);
+      }
+      if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+        const ssize_t n = ::read(c.fd.get(), buf.data(), buf.size());
+        if (n == 0 || (n < 0 && errno != EAGAIN)) {
+          failure = "connection closed early";
+          return false;
+        }
+        if (n > 0) c.received.append(buf.data(), static_cast<std::size_t>(n));
+        if (c.received.size() > c.payload.size() ||
+            c.received.compare(0, c.received.size(), c.payload, 0, c.received.size()) != 0) {
+          failure = "echoed bytes differ";
+          return false;
+        }
+      }
+    }
+  }
+  return true;
+}
+
+class EchoIntegrityTest : public ::testing::TestWithParam<ServerParam> {};
+
+TEST_P(EchoIntegrityTest, ConcurrentRandomPayloadsComeBackIntactAndSigtermExitsZero) {
+  const char* path = std::getenv(GetParam().binary_env.c_str());
+  if (path == nullptr || *path == '\0') GTEST_SKIP() << GetParam().binary_env << " not set";
+  ServerProcess server(path, GetParam().backend);
+  ASSERT_GT(server.port(), 0) << "banner: " << server.banner();
+  EXPECT_EQ(server.banner(), GetParam().banner +
+                                 " listening on 127.0.0.1:" + std::to_string(server.port()) +
+                                 " (backend " + GetParam().backend + ")");
+  for (unsigned round = 0; round < 2; ++round) {
+    std::string failure;
+    EXPECT_TRUE(run_clients(server.port(), 64, 1000 + round, failure)) << failure;
+  }
+  EXPECT_EQ(server.terminate(), 0);
+}
+
+std::vector<ServerParam> servers() {
+  std::vector<ServerParam> out;
+  for (Backend b : available_backends()) {
+    const std::string name(backend_name(b));
+    out.push_back({"CORO_ECHO_SERVER", "coro_echo_server", name});
+    out.push_back({"ECHO_SERVER", "echo_server", name});
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Servers, EchoIntegrityTest, ::testing::ValuesIn(servers()),
+                         [](const auto& info) {
+                           return info.param.banner + "_" + info.param.backend;
+                         });
+
+}  // namespace
+}  // namespace reactor::test
