@@ -1,0 +1,125 @@
+// Acceptor: listens on an IPv4, IPv6 or Unix-domain address and creates one service handler (a
+// StreamHandler subclass) per accepted connection, handing it to the framework (see
+// StreamHandler::start). It accepts in batches until EAGAIN, and survives descriptor exhaustion
+// (EMFILE / ENFILE) by pausing on a timer instead of spinning on a listening socket that stays
+// readable.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include "handlers/socket_address.hpp"
+#include "handlers/stream_handler.hpp"
+#include "reactor/reactor.hpp"
+
+namespace reactor {
+
+/// Settings of an Acceptor.
+struct AcceptorOptions {
+  /// listen() backlog.
+  int backlog = SOMAXCONN;
+  /// SO_REUSEPORT, so several processes or reactors can share one port.
+  bool reuse_port = false;
+  /// Most connections accepted per readiness event, so a flood cannot starve the others.
+  std::size_t max_accepts_per_event = 128;
+  /// First pause after EMFILE / ENFILE / ENOBUFS / ENOMEM; doubles while it persists.
+  Duration backoff_initial = std::chrono::milliseconds(10);
+  /// Longest pause.
+  Duration backoff_max = std::chrono::milliseconds(500);
+  /// TCP_NODELAY on accepted TCP sockets: replies must not wait for Nagle and delayed ACKs.
+  bool tcp_nodelay = true;
+  /// Unix-domain: remove a stale socket file before bind and the file again at close.
+  bool unlink_unix_path = true;
+};
+
+/// The non-template part of Acceptor: the listening socket, the accept loop and back-off.
+class AcceptorBase : public EventHandler {
+ public:
+  /// Does not listen yet; call open().
+  explicit AcceptorBase(Reactor& reactor, const AcceptorOptions& options = {});
+  /// Stops listening (no hook is called). Connections already accepted live on.
+  ~AcceptorBase() override;
+
+  /// Creates the socket (SO_REUSEADDR, optional SO_REUSEPORT), binds, listens and registers.
+  std::error_code open(const SocketAddress& address);
+  /// Stops listening; accepted connections are not affected.
+  void close();
+  /// The bound address (with the port the kernel picked when asked for port 0).
+  [[nodiscard]] const SocketAddress& local_address() const noexcept { return local_; }
+  /// The listening socket.
+  [[nodiscard]] Handle get_handle() const override { return listener_.get(); }
+  /// The reactor.
+  [[nodiscard]] Reactor& reactor() const noexcept { return reactor_; }
+
+  /// Connections accepted so far.
+  [[nodiscard]] std::size_t accepted() const noexcept { return accepted_; }
+  /// Times accepting was paused for lack of descriptors or memory.
+  [[nodiscard]] std::size_t backoffs() const noexcept { return backoffs_; }
+  /// True while accepting is paused.
+  [[nodiscard]] bool backing_off() const noexcept { return backing_off_; }
+
+ protected:
+  /// Makes the service handler for a new connection; nullptr refuses it (the socket closes).
+  virtual std::unique_ptr<StreamHandler> make_handler(UniqueFd socket,
+                                                      const SocketAddress& peer) = 0;
+
+  int handle_input(Handle handle) override;
+  int handle_timeout(TimePoint now, const void* arg) override;
+  int handle_close(Handle handle, EventMask removed) override;
+
+ private:
+  void back_off();
+
+  Reactor& reactor_;
+  AcceptorOptions options_;
+  UniqueFd listener_;
+  SocketAddress local_;
+  Duration backoff_ = Duration::zero();
+  std::size_t accepted_ = 0;
+  std::size_t backoffs_ = 0;
+  bool backing_off_ = false;
+  bool registered_ = false;
+};
+
+/// Accepts connections and serves each with a new `Service` (derived from StreamHandler).
+/// The framework owns every Service it creates and deletes it after its on_close().
+template <class Service>
+class Acceptor final : public AcceptorBase {
+  static_assert(std::is_base_of_v<StreamHandler, Service>,
+                "Acceptor<Service>: Service must derive from StreamHandler");
+
+ public:
+  /// Makes a Service for an accepted socket (nullptr refuses the connection).
+  using Factory = std::function<std::unique_ptr<Service>(Reactor&, UniqueFd, const SocketAddress&)>;
+
+  /// Creates each Service as Service(reactor, std::move(socket)).
+  explicit Acceptor(Reactor& reactor, const AcceptorOptions& options = {})
+      : AcceptorBase(reactor, options) {
+    if constexpr (std::is_constructible_v<Service, Reactor&, UniqueFd>) {
+      factory_ = [](Reactor& r, UniqueFd fd, const SocketAddress&) {
+        return std::make_unique<Service>(r, std::move(fd));
+      };
+    }
+  }
+  /// Creates each Service with `factory` (to pass shared state such as a chat room).
+  Acceptor(Reactor& reactor, Factory factory, const AcceptorOptions& options = {})
+      : AcceptorBase(reactor, options), factory_(std::move(factory)) {}
+
+ protected:
+  std::unique_ptr<StreamHandler> make_handler(UniqueFd socket, const SocketAddress& peer) override {
+    if (!factory_) return nullptr;
+    return factory_(reactor(), std::move(socket), peer);
+  }
+
+ private:
+  Factory factory_;
+};
+
+}  // namespace reactor
