@@ -12,6 +12,8 @@ packages=(
   libbenchmark-dev libboost1.81-dev libevent-dev liburing-dev
   # real clients used by the integration tests and the demo
   netcat-openbsd socat curl wrk redis-tools
+  # benchmarks: the comparison chart (benchmarks/compare.py)
+  gnuplot-nox
 )
 
 missing=()
