@@ -19,7 +19,9 @@ namespace reactor {
 /// found the descriptor closed. Errors and hang-ups are reported as read and write readiness
 /// (whichever was asked for), so the next read or write returns the error or end of file.
 struct ReadyEvent {
+  /// The descriptor the backend reported.
   int fd = -1;
+  /// What it is ready for (see above).
   EventMask events = EventMask::none;
 };
 
