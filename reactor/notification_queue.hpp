@@ -17,8 +17,11 @@ namespace reactor {
 
 /// One unit of cross-thread work: a hook call (handler + mask) or a callable.
 struct Notification {
-  EventHandler* handler = nullptr;  // null for post(), or once purged
+  /// The handler whose hooks to call; null for post(), or once purged.
+  EventHandler* handler = nullptr;
+  /// Which hooks to call on `handler`.
   EventMask mask = EventMask::none;
+  /// The callable post() queued (empty for notify()).
   std::function<void()> work;
 };
 
