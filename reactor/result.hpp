@@ -22,6 +22,7 @@ class [[nodiscard]] Result {
 
   /// True when a value is held.
   [[nodiscard]] bool has_value() const noexcept { return value_.has_value(); }
+  /// Same as has_value().
   explicit operator bool() const noexcept { return has_value(); }
   /// The error (empty when a value is held).
   [[nodiscard]] std::error_code error() const noexcept { return error_; }
@@ -37,7 +38,9 @@ class [[nodiscard]] Result {
   }
   /// The value, or `fallback` on error.
   [[nodiscard]] T value_or(T fallback) const { return value_ ? *value_ : std::move(fallback); }
+  /// Same as value(): throws when there is none.
   const T& operator*() const& { return value(); }
+  /// Same as value(): throws when there is none.
   T& operator*() & { return value(); }
 
  private:
