@@ -24,9 +24,13 @@ class TimerQueue {
  public:
   /// What expire() hands back for one due timer.
   struct Expiry {
+    /// The timer's id.
     TimerId id;
+    /// Whose handle_timeout to call.
     EventHandler* handler;
+    /// The argument given to schedule().
     const void* arg;
+    /// When it was due (not when it was noticed).
     TimePoint due;
   };
 
