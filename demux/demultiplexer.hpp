@@ -1,6 +1,7 @@
 // Demultiplexer: the synchronous event demultiplexer the Reactor blocks in. One small interface,
-// one backend per file (select, poll, epoll). A backend knows descriptors and readiness bits only:
-// it never calls a handler. Semantics are level-triggered whatever the backend uses inside.
+// one backend per file (select, poll, epoll, kqueue, io_uring). A backend knows descriptors and
+// readiness bits only: it never calls a handler. Semantics are level-triggered whatever the
+// backend uses inside (io_uring re-arms one-shot polls; kqueue knotes are level by default).
 #pragma once
 
 #include <chrono>

@@ -61,8 +61,8 @@ bool backend_available(Backend backend) noexcept {
 
 std::vector<Backend> available_backends() {
   std::vector<Backend> out;
-  // io_uring after epoll: in this reactor's echo benchmark it did not beat epoll (see the
-  // README), so `best` stays epoll and this list says so.
+  // io_uring after epoll: in this reactor's echo benchmark it matched epoll but did not beat it
+  // (docs/io_uring_backend.md), so `best` stays epoll and this list says so.
   for (Backend b :
        {Backend::epoll, Backend::kqueue, Backend::io_uring, Backend::poll, Backend::select}) {
     if (backend_available(b)) out.push_back(b);
