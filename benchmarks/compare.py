@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""compare.py: the echo comparison driver (issue 5).
+
+Runs our callback echo server (samples/echo_server, epoll and io_uring backends), our coroutine
+echo server (samples/coro_echo_server), the Boost.Asio, raw-epoll and libevent echo servers of
+benchmarks/servers/ against the same load generator (benchmarks/loadgen), for several shapes,
+interleaved (every round runs every server once per shape, in a shuffled order) and repeated.
+The server is pinned to CPU 1 and the load generator to CPU 0. Writes, in --out:
+
+  raw.csv       one row per run
+  summary.json  median / min / max of every figure per (shape, server), and the ratios
+  summary.md    the table the README quotes
+  echo.png      server CPU per message and throughput per shape (median, min..max bars)
+
+Usage (from the repository root, after `meson setup build-bench --buildtype=release && ninja -C
+build-bench`):  python3 benchmarks/compare.py [--build build-bench] [--rounds 5] [--seconds 2]
+"""
+import argparse
+import csv
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+SHAPES = [
+    # name, connections, depth, size, idle
+    ("1c_64B", 1, 1, 64, 0),
+    ("64c_64B", 64, 1, 64, 0),
+    ("256c_1KiB_d4", 256, 4, 1024, 0),
+    ("1c_64B_10k_idle", 1, 1, 64, 10000),
+]
+
+# name, executable (relative to the build dir), extra flags
+SERVERS = [
+    ("epoll_raw", "benchmarks/epoll_echo", []),
+    ("reactor_epoll", "samples/echo_server", ["--backend", "epoll"]),
+    ("reactor_io_uring", "samples/echo_server", ["--backend", "io_uring"]),
+    ("reactor_coro", "samples/coro_echo_server", ["--backend", "epoll"]),
+    ("asio", "benchmarks/asio_echo", ["--backend", "asio"]),
+    ("libevent", "benchmarks/libevent_echo", ["--backend", "libevent"]),
+]
+
+FIGURES = ["server_cpu_us_per_msg", "server_sched_us_per_msg", "msgs_per_s", "mb_per_s",
+           "p50_us", "p99_us", "server_cpu_pct", "client_cpu_pct"]
+
+SERVER_CPU, CLIENT_CPU = "1", "0"
+
+
+def raise_fd_limit():
+    # 10,000 idle connections need as many descriptors in the server and in the client.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def start_server(build, exe, flags):
+    cmd = ["taskset", "-c", SERVER_CPU, os.path.join(build, exe), "--port", "0"] + flags
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=raise_fd_limit)
+    line = proc.stdout.readline()
+    m = re.search(r"listening on 127\.0\.0\.1:(\d+) \(backend ([^)]*)\)", line)
+    if not m:
+        proc.kill()
+        err = proc.stderr.read()
+        raise RuntimeError(f"{exe} {flags}: no banner: {line!r} {err!r}")
+    return proc, int(m.group(1)), m.group(2)
+
+
+def stop_server(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_one(build, server, shape, seconds, warmup):
+    name, exe, flags = server
+    sname, conns, depth, size, idle = shape
+    proc, port, backend = start_server(build, exe, flags)
+    try:
+        cmd = ["taskset", "-c", CLIENT_CPU, os.path.join(build, "benchmarks/loadgen"),
+               "--port", str(port), "--conns", str(conns), "--depth", str(depth),
+               "--size", str(size), "--idle", str(idle), "--seconds", str(seconds),
+               "--warmup", str(warmup), "--server-pid", str(proc.pid),
+               "--label", f"{name}/{sname}"]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                             preexec_fn=raise_fd_limit)
+        if out.returncode != 0:
+            raise RuntimeError(f"loadgen failed against {name} ({sname}): {out.stderr.strip()}")
+        row = json.loads(out.stdout)
+    finally:
+        stop_server(proc)
+    row.update(server=name, shape=sname, backend=backend)
+    return row
+
+
+def available(build, server):
+    try:
+        proc, _, _ = start_server(build, server[1], server[2])
+    except (RuntimeError, FileNotFoundError) as e:
+        print(f"compare: skipping {server[0]}: {e}", file=sys.stderr)
+        return False
+    stop_server(proc)
+    return True
+
+
+def summarize(rows, servers):
+    summary = {}
+    for shape in SHAPES:
+        for server in servers:
+            runs = [r for r in rows if r["shape"] == shape[0] and r["server"] == server[0]]
+            if not runs:
+                continue
+            entry = {"runs": len(runs)}
+            for f in FIGURES:
+                vals = [float(r[f]) for r in runs]
+                entry[f] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+            summary.setdefault(shape[0], {})[server[0]] = entry
+    return summary
+
+
+def ratio(summary, shape, a, b, figure="server_cpu_us_per_msg"):
+    try:
+        return summary[shape][a][figure]["median"] / summary[shape][b][figure]["median"]
+    except (KeyError, ZeroDivisionError):
+        return None
+
+
+def ratios(summary):
+    """The ratios the issue's targets are stated in, for every shape (server CPU per message)."""
+    out = {}
+    for shape in summary:
+        best = min((s for s in summary[shape] if s.startswith("reactor_") and s != "reactor_coro"),
+                   key=lambda s: summary[shape][s]["server_cpu_us_per_msg"]["median"],
+                   default=None)
+        out[shape] = {
+            "reactor_epoll/epoll_raw": ratio(summary, shape, "reactor_epoll", "epoll_raw"),
+            "reactor_io_uring/epoll_raw": ratio(summary, shape, "reactor_io_uring", "epoll_raw"),
+            "best_backend": best,
+            "reactor_best/asio": ratio(summary, shape, best, "asio") if best else None,
+            "reactor_epoll/asio": ratio(summary, shape, "reactor_epoll", "asio"),
+            "reactor_coro/reactor_epoll": ratio(summary, shape, "reactor_coro", "reactor_epoll"),
+            "libevent/epoll_raw": ratio(summary, shape, "libevent", "epoll_raw"),
+            "asio/epoll_raw": ratio(summary, shape, "asio", "epoll_raw"),
+        }
+    return out
+
+
+def write_markdown(path, summary, servers, meta):
+    lines = [f"Rounds: {meta['rounds']}, {meta['seconds']} s measured per run after "
+             f"{meta['warmup']} s warm-up; load average before/after: {meta['load_before']} / "
+             f"{meta['load_after']}. Median (min–max) of the rounds.", ""]
+    lines.append("| shape | server | server CPU µs/msg | msgs/s | MB/s | p50 µs | p99 µs "
+                 "| server CPU % | client CPU % |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for shape in summary:
+        for server in servers:
+            e = summary[shape].get(server[0])
+            if not e:
+                continue
+            def cell(f, fmt):
+                d = e[f]
+                return f"{d['median']:{fmt}} ({d['min']:{fmt}}–{d['max']:{fmt}})"
+            lines.append(f"| {shape} | {server[0]} | {cell('server_cpu_us_per_msg', '.2f')} | "
+                         f"{cell('msgs_per_s', '.0f')} | {e['mb_per_s']['median']:.1f} | "
+                         f"{e['p50_us']['median']:.0f} | {e['p99_us']['median']:.0f} | "
+                         f"{e['server_cpu_pct']['median']:.0f} | "
+                         f"{e['client_cpu_pct']['median']:.0f} |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def plot(out_dir, summary, servers):
+    if shutil.which("gnuplot") is None:
+        print("compare: gnuplot not found (scripts/setup.sh installs gnuplot-nox): no PNG",
+              file=sys.stderr)
+        return
+    names = [s[0] for s in servers]
+    for fig in ("server_cpu_us_per_msg", "msgs_per_s"):
+        with open(os.path.join(out_dir, f"{fig}.dat"), "w") as f:
+            f.write("shape " + " ".join(f"{n} {n}_min {n}_max" for n in names) + "\n")
+            for shape in summary:
+                vals = []
+                for n in names:
+                    d = summary[shape].get(n, {}).get(fig)
+                    vals += [d["median"], d["min"], d["max"]] if d else ["NaN"] * 3
+                f.write(shape + " " + " ".join(str(v) for v in vals) + "\n")
+    cols = " , ".join(
+        f"'{fig}.dat' using {3 * i + 2}:{3 * i + 3}:{3 * i + 4}:xtic(1) title '{n}'"
+        for i, n in enumerate(names) for fig in ["FIG"])
+    script = f"""
+set terminal pngcairo size 1400,560 font ',10'
+set output 'echo.png'
+set multiplot layout 1,2 title 'Echo servers on loopback, server on CPU 1, load generator on CPU 0 (median, bars: min..max)'
+set style data histograms
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.8 border -1
+set key top left font ',9'
+set grid ytics
+set xtics rotate by -20 font ',9'
+set yrange [0:*]
+set title 'server CPU per message (µs, lower is better)'
+plot {cols.replace('FIG', 'server_cpu_us_per_msg')}
+set title 'messages per second (higher is better; 64+ conns: the client saturates)'
+set format y '%.0s%c'
+plot {cols.replace('FIG', 'msgs_per_s')}
+unset multiplot
+"""
+    with open(os.path.join(out_dir, "echo.gp"), "w") as f:
+        f.write(script)
+    subprocess.run(["gnuplot", "echo.gp"], cwd=out_dir, check=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--build", default="build-bench")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--warmup", type=float, default=0.5)
+    ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--shapes", default=",".join(s[0] for s in SHAPES),
+                    help="comma-separated subset of: " + ", ".join(s[0] for s in SHAPES))
+    ap.add_argument("--servers", default=",".join(s[0] for s in SERVERS))
+    args = ap.parse_args()
+
+    if os.cpu_count() < 2:
+        sys.exit("compare: needs two CPUs (server and load generator pinned apart)")
+    shapes = [s for s in SHAPES if s[0] in args.shapes.split(",")]
+    wanted = [s for s in SERVERS if s[0] in args.servers.split(",")]
+    servers = [s for s in wanted if available(args.build, s)]
+    os.makedirs(args.out, exist_ok=True)
+    meta = {"rounds": args.rounds, "seconds": args.seconds, "warmup": args.warmup,
+            "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count()}
+    rows = []
+    rng = random.Random(5)
+    for rnd in range(args.rounds):
+        for shape in shapes:
+            order = servers[:]
+            rng.shuffle(order)  # interleaved: drift in machine load spreads over every server
+            for server in order:
+                row = run_one(args.build, server, shape, args.seconds, args.warmup)
+                row["round"] = rnd
+                rows.append(row)
+                print(f"round {rnd + 1}/{args.rounds} {shape[0]:>16} {server[0]:>17}: "
+                      f"{row['server_cpu_us_per_msg']:7.2f} µs/msg  {row['msgs_per_s']:9.0f} msg/s"
+                      f"  p99 {row['p99_us']:8.0f} µs  client CPU {row['client_cpu_pct']:3.0f}%",
+                      flush=True)
+    meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+    with open(os.path.join(args.out, "raw.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["round", "shape", "server", "backend", "conns", "depth",
+                                          "size", "idle", "seconds", "messages", "verified_bytes",
+                                          "server_cpu_s"] + FIGURES + ["label"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k) for k in w.fieldnames})
+    summary = summarize(rows, servers)
+    result = {"meta": meta, "summary": summary, "ratios": ratios(summary)}
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    write_markdown(os.path.join(args.out, "summary.md"), summary, servers, meta)
+    plot(args.out, summary, servers)
+    print(json.dumps(result["ratios"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
