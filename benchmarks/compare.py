@@ -186,7 +186,7 @@ def plot(out_dir, summary, servers):
     names = [s[0] for s in servers]
     for fig in ("server_cpu_us_per_msg", "msgs_per_s"):
         with open(os.path.join(out_dir, f"{fig}.dat"), "w") as f:
-            f.write("shape " + " ".join(f"{n} {n}_min {n}_max" for n in names) + "\n")
+            f.write("# shape " + " ".join(f"{n} {n}_min {n}_max" for n in names) + "\n")
             for shape in summary:
                 vals = []
                 for n in names:
@@ -197,7 +197,7 @@ def plot(out_dir, summary, servers):
         f"'{fig}.dat' using {3 * i + 2}:{3 * i + 3}:{3 * i + 4}:xtic(1) title '{n}'"
         for i, n in enumerate(names) for fig in ["FIG"])
     script = f"""
-set terminal pngcairo size 1400,560 font ',10'
+set terminal pngcairo size 1400,560 font ',10' noenhanced
 set output 'echo.png'
 set multiplot layout 1,2 title 'Echo servers on loopback, server on CPU 1, load generator on CPU 0 (median, bars: min..max)'
 set style data histograms
@@ -206,10 +206,10 @@ set style fill solid 0.8 border -1
 set key top left font ',9'
 set grid ytics
 set xtics rotate by -20 font ',9'
-set yrange [0:*]
-set title 'server CPU per message (µs, lower is better)'
+set logscale y
+set title 'server CPU per message (µs, log scale, lower is better)'
 plot {cols.replace('FIG', 'server_cpu_us_per_msg')}
-set title 'messages per second (higher is better; 64+ conns: the client saturates)'
+set title 'messages per second (log scale, higher is better; 64+ conns: the client saturates)'
 set format y '%.0s%c'
 plot {cols.replace('FIG', 'msgs_per_s')}
 unset multiplot
