@@ -6,7 +6,7 @@
 // holder on its own thread and spin forever; on another thread it just waits a few instructions.
 #include "reactor/signal_router.hpp"
 
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): sigaction, sigset_t are POSIX
 #include <unistd.h>
 
 #include <array>
