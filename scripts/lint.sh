@@ -39,8 +39,21 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 printf '%s\n' "${sources[@]}" |
   xargs -P "${LINT_JOBS:-2}" -I{} "$clang_tidy" -p "$build" --quiet {} >"$log" 2>/dev/null || true
-# A header's finding is reported once per file that includes it: count each place once.
-findings=$(grep -E '^/.*: (warning|error): ' "$log" | sed -E -e "s|^$root/||" -e ':a' -e 's|[^/]+/\.\./||' -e 'ta' | sort -u || true)
+# Paths come absolute or relative to the build directory; a header's finding is reported once
+# per file that includes it. Print each place once, relative to the repository.
+findings=$(python3 - "$log" "$build" "$root" <<'PY'
+import os, re, sys
+log, build, root = sys.argv[1:4]
+seen = set()
+for line in open(log, errors="replace"):
+    m = re.match(r"^(\S[^:]*):(\d+):(\d+): (warning|error): (.*)$", line.rstrip("\n"))
+    if not m:
+        continue
+    path = os.path.realpath(os.path.join(build, m.group(1)))
+    seen.add(f"{os.path.relpath(path, root)}:{m.group(2)}:{m.group(3)}: {m.group(4)}: {m.group(5)}")
+print("\n".join(sorted(seen)))
+PY
+)
 count=$(printf '%s' "$findings" | grep -c . || true)
 if [ "$count" -gt 0 ]; then
   printf '%s\n' "$findings"
