@@ -14,6 +14,8 @@ packages=(
   netcat-openbsd socat curl wrk redis-tools
   # benchmarks: the comparison chart (benchmarks/compare.py)
   gnuplot-nox
+  # API reference (ninja -C build docs) and the lint checks (scripts/lint.sh)
+  doxygen clang-format clang-tidy
 )
 
 missing=()
