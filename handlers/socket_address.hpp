@@ -24,7 +24,7 @@ class SocketAddress {
   static Result<SocketAddress> parse(std::string_view text);
   /// 127.0.0.1:`port`.
   static SocketAddress loopback_v4(std::uint16_t port) noexcept;
-  /// [::1]:`port`.
+  /// The IPv6 loopback address, [::1]:`port`.
   static SocketAddress loopback_v6(std::uint16_t port) noexcept;
   /// 0.0.0.0:`port`.
   static SocketAddress any_v4(std::uint16_t port) noexcept;
