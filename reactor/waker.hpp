@@ -88,10 +88,13 @@ class Waker {
     w.task_ = task;
     return w;
   }
+  /// Another reference to the same task.
   Waker(const Waker& other) noexcept : task_(other.task_) {
     if (task_ != nullptr) task_->add_ref();
   }
+  /// Takes over `other`'s reference, leaving it empty.
   Waker(Waker&& other) noexcept : task_(std::exchange(other.task_, nullptr)) {}
+  /// Refers to `other`'s task instead, dropping the old reference.
   Waker& operator=(Waker other) noexcept {
     std::swap(task_, other.task_);
     return *this;
