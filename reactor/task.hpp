@@ -113,7 +113,9 @@ class [[nodiscard]] Task {
 
   /// An empty task (polling it fails with async_errc::no_state).
   Task() noexcept = default;
+  /// Takes over `other`'s coroutine, leaving it empty.
   Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  /// Destroys the coroutine held (cancelling what it awaits), then takes over `other`'s.
   Task& operator=(Task&& other) noexcept {
     if (this != &other) {
       if (handle_) handle_.destroy();
