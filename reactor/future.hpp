@@ -70,7 +70,9 @@ class [[nodiscard]] Future {
 
   /// An empty future (polling it fails with async_errc::no_state).
   Future() noexcept = default;
+  /// Takes over `other`'s shared state, leaving it empty.
   Future(Future&& other) noexcept = default;
+  /// Abandons the state held (as the destructor does), then takes over `other`'s.
   Future& operator=(Future&& other) noexcept {
     if (this != &other) {
       abandon();
@@ -168,7 +170,10 @@ class Promise {
  public:
   /// A promise with a fresh shared state.
   Promise() : state_(std::make_shared<detail::SharedState<T>>()) {}
+  /// Takes over the other promise's shared state, leaving it empty.
   Promise(Promise&&) noexcept = default;
+  /// Breaks the promise held if it is not complete (as the destructor does), then takes over
+  /// `other`'s.
   Promise& operator=(Promise&& other) noexcept {
     if (this != &other) {
       break_promise();
