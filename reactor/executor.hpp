@@ -121,8 +121,11 @@ class JoinHandleBase {
 
  protected:
   JoinHandleBase() noexcept = default;
+  /// Adopts one reference to `task`.
   explicit JoinHandleBase(detail::TaskHeader* task) noexcept : task_(task) {}
+  /// Takes over `other`'s task, leaving it empty.
   JoinHandleBase(JoinHandleBase&& other) noexcept : task_(std::exchange(other.task_, nullptr)) {}
+  /// Detaches from the task held (it keeps running), then takes over `other`'s.
   JoinHandleBase& operator=(JoinHandleBase&& other) noexcept {
     if (this != &other) {
       detach();
@@ -131,10 +134,11 @@ class JoinHandleBase {
     return *this;
   }
   ~JoinHandleBase() { detach(); }
-  // True when finished; otherwise remembers `waker` to be woken at completion.
+  /// True when finished; otherwise remembers `waker` to be woken at completion.
   bool poll_done(const Waker& waker) noexcept;
 
-  detail::TaskHeader* task_ = nullptr;  // one reference
+  /// The task, holding one reference to it (null when empty).
+  detail::TaskHeader* task_ = nullptr;
 };
 
 /// The caller's side of a spawned task: await it (it is a future of the task's value), detach
@@ -147,7 +151,9 @@ class JoinHandle final : public JoinHandleBase {
 
   /// An empty handle (poll fails with async_errc::no_state).
   JoinHandle() noexcept = default;
+  /// Takes over the other handle's task, leaving it empty.
   JoinHandle(JoinHandle&&) noexcept = default;
+  /// Detaches from the task held (it keeps running), then takes over the other's.
   JoinHandle& operator=(JoinHandle&&) noexcept = default;
   ~JoinHandle() = default;
 
