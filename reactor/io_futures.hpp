@@ -170,8 +170,11 @@ class SlotOp {
 /// Completes at `deadline` (value: void). Dropping it cancels the timer.
 class [[nodiscard]] Sleep {
  public:
+  /// What the future completes with.
   using value_type = void;
+  /// Due at `deadline`; the timer is armed by the first poll.
   Sleep(Reactor& reactor, TimePoint deadline) noexcept : reactor_(&reactor), deadline_(deadline) {}
+  /// Ready at the deadline; otherwise keeps `waker` for the timer to wake.
   Poll<void> poll(const Waker& waker);
 
  private:
@@ -190,7 +193,9 @@ inline Sleep sleep_until(Reactor& reactor, TimePoint deadline) { return Sleep(re
 /// Pending on its first poll (after waking itself), ready on the second: lets other tasks run.
 class [[nodiscard]] YieldNow {
  public:
+  /// What the future completes with.
   using value_type = void;
+  /// Wakes `waker` and is pending the first time; ready the next.
   Poll<void> poll(const Waker& waker) {
     if (yielded_) return Outcome<void>();
     yielded_ = true;
@@ -209,8 +214,11 @@ inline YieldNow yield_now() noexcept { return {}; }
 /// when it fires or is dropped. For repeated waits on one descriptor use a Stream.
 class [[nodiscard]] FdReady {
  public:
+  /// What the future completes with.
   using value_type = void;
+  /// Waits for `kind` (read or write) on `fd`, which the caller keeps open meanwhile.
   FdReady(Reactor& reactor, Handle fd, EventMask kind) noexcept : slot_(reactor, fd, kind) {}
+  /// Registers on the first call; ready once the reactor has reported `kind`.
   Poll<void> poll(const Waker& waker) { return slot_.poll(waker); }
 
  private:
@@ -230,17 +238,22 @@ inline FdReady writable(Reactor& reactor, Handle fd) {
 /// reactor reported, so awaiting twice waits for a new report; keeps the registration.
 class [[nodiscard]] SlotReady : detail::SlotOp {
  public:
+  /// What the future completes with.
   using value_type = void;
   using SlotOp::SlotOp;
+  /// Ready once done; otherwise keeps `waker` to wake when progress is possible.
   Poll<void> poll(const Waker& waker);
 };
 
 /// read_some: at least one byte (value: bytes read; 0 means end of stream or an empty buffer).
 class [[nodiscard]] ReadSome : detail::SlotOp {
  public:
+  /// What the future completes with.
   using value_type = std::size_t;
+  /// Made by Stream::read_some.
   ReadSome(detail::IoSlot* slot, std::span<char> buffer) noexcept
       : SlotOp(slot, detail::IoSlot::read_side), buffer_(buffer) {}
+  /// Ready once done; otherwise keeps `waker` to wake when progress is possible.
   Poll<std::size_t> poll(const Waker& waker);
 
  private:
@@ -251,9 +264,12 @@ class [[nodiscard]] ReadSome : detail::SlotOp {
 /// closes first.
 class [[nodiscard]] ReadExact : detail::SlotOp {
  public:
+  /// What the future completes with.
   using value_type = std::size_t;
+  /// Made by Stream::read_exact.
   ReadExact(detail::IoSlot* slot, std::span<char> buffer) noexcept
       : SlotOp(slot, detail::IoSlot::read_side), buffer_(buffer) {}
+  /// Ready once done; otherwise keeps `waker` to wake when progress is possible.
   Poll<std::size_t> poll(const Waker& waker);
 
  private:
@@ -265,9 +281,12 @@ class [[nodiscard]] ReadExact : detail::SlotOp {
 /// a peer that reset yields EPIPE, never SIGPIPE.
 class [[nodiscard]] WriteAll : detail::SlotOp {
  public:
+  /// What the future completes with.
   using value_type = std::size_t;
+  /// Made by Stream::write_all.
   WriteAll(detail::IoSlot* slot, std::span<const char> buffer) noexcept
       : SlotOp(slot, detail::IoSlot::write_side), buffer_(buffer) {}
+  /// Ready once done; otherwise keeps `waker` to wake when progress is possible.
   Poll<std::size_t> poll(const Waker& waker);
 
  private:
@@ -282,7 +301,9 @@ class Stream {
   Stream() noexcept = default;
   /// Takes `fd` (made non-blocking here); registers it with `reactor` on the first wait.
   Stream(Reactor& reactor, UniqueFd fd);
+  /// Takes over `other`'s descriptor and registration, leaving it empty.
   Stream(Stream&& other) noexcept = default;
+  /// Deregisters and closes the descriptor held, then takes over `other`'s.
   Stream& operator=(Stream&& other) noexcept;
   ~Stream();
 
@@ -314,8 +335,11 @@ class Stream {
 /// accept: the next connection, as a Stream.
 class [[nodiscard]] Accept : detail::SlotOp {
  public:
+  /// What the future completes with.
   using value_type = Stream;
+  /// Made by Listener::accept.
   explicit Accept(detail::IoSlot* slot) noexcept : SlotOp(slot, detail::IoSlot::read_side) {}
+  /// Ready once done; otherwise keeps `waker` to wake when progress is possible.
   Poll<Stream> poll(const Waker& waker);
 };
 
@@ -326,7 +350,9 @@ class Listener {
   Listener() noexcept = default;
   /// Takes a listening socket (made non-blocking here).
   Listener(Reactor& reactor, UniqueFd fd);
+  /// Takes over the other listener's socket and registration, leaving it empty.
   Listener(Listener&&) noexcept = default;
+  /// Deregisters and closes the socket held, then takes over `other`'s.
   Listener& operator=(Listener&& other) noexcept;
   ~Listener();
 
@@ -355,11 +381,15 @@ sockaddr_in loopback_address(std::uint16_t port) noexcept;
 /// Completes with the number of the first of `signals` delivered after its first poll.
 class [[nodiscard]] SignalWait {
  public:
+  /// What the future completes with.
   using value_type = int;
+  /// Will wait for `signals`; they are watched from the first poll on.
   SignalWait(Reactor& reactor, std::initializer_list<int> signals);
+  /// Takes over `other`'s watch, leaving it empty.
   SignalWait(SignalWait&& other) noexcept;
   SignalWait& operator=(SignalWait&&) = delete;
   ~SignalWait();
+  /// Ready once done; otherwise keeps `waker` to wake when progress is possible.
   Poll<int> poll(const Waker& waker);
 
  private:
