@@ -25,8 +25,11 @@ namespace reactor {
 template <Pollable F>
 class [[nodiscard]] OutcomeOf {
  public:
+  /// What the future completes with.
   using value_type = Outcome<future_value_t<F>>;
+  /// Takes ownership of `child`.
   explicit OutcomeOf(F&& child) : child_(std::move(child)) {}
+  /// Polls the child; once it is done, ready with its outcome, success or failure.
   Poll<value_type> poll(const Waker& waker) {
     auto r = child_.poll(waker);
     if (!r) return std::nullopt;
@@ -49,9 +52,12 @@ OutcomeOf<std::remove_cvref_t<F>> outcome_of(F&& child) {
 template <Pollable F>
 class [[nodiscard]] Timeout {
  public:
+  /// What the future completes with.
   using value_type = future_value_t<F>;
+  /// Takes ownership of `child`; the deadline's timer is armed by the first poll.
   Timeout(Reactor& reactor, F&& child, TimePoint deadline)
       : reactor_(&reactor), child_(std::move(child)), deadline_(deadline) {}
+  /// Polls the child, then checks the deadline.
   Poll<value_type> poll(const Waker& waker) {
     if (!child_) return Outcome<value_type>::failure(std::make_error_code(std::errc::timed_out));
     if (auto r = child_->poll(waker)) {
@@ -91,8 +97,11 @@ Timeout<std::remove_cvref_t<F>> timeout(Reactor& reactor, F&& child, Duration li
 template <Pollable... Fs>
 class [[nodiscard]] WhenAll {
  public:
+  /// What the future completes with.
   using value_type = std::tuple<value_or_unit<future_value_t<Fs>>...>;
+  /// Takes ownership of `children`.
   explicit WhenAll(Fs&&... children) : children_(std::move(children)...) {}
+  /// Polls the children still pending; ready when all are done or one has failed.
   Poll<value_type> poll(const Waker& waker) {
     std::optional<Outcome<value_type>> failure;
     poll_each(waker, failure, std::index_sequence_for<Fs...>{});
@@ -147,11 +156,14 @@ WhenAll<std::remove_cvref_t<Fs>...> when_all(Fs&&... children) {
 template <Pollable F>
 class [[nodiscard]] WhenAllVector {
  public:
+  /// What the future completes with.
   using value_type = std::vector<value_or_unit<future_value_t<F>>>;
+  /// Takes ownership of `children`.
   explicit WhenAllVector(std::vector<F> children) : values_(children.size()) {
     children_.reserve(children.size());
     for (F& c : children) children_.emplace_back(std::move(c));
   }
+  /// Polls the children still pending; ready when all are done or one has failed.
   Poll<value_type> poll(const Waker& waker) {
     for (std::size_t i = 0; i < children_.size(); ++i) {
       if (!children_[i]) continue;
@@ -189,8 +201,11 @@ WhenAllVector<F> when_all(std::vector<F> children) {
 template <Pollable... Fs>
 class [[nodiscard]] WhenAny {
  public:
+  /// What the future completes with.
   using value_type = std::variant<value_or_unit<future_value_t<Fs>>...>;
+  /// Takes ownership of `children`.
   explicit WhenAny(Fs&&... children) : children_(std::move(children)...) {}
+  /// Polls the children in order; ready with the first one that is done.
   Poll<value_type> poll(const Waker& waker) {
     if (finished_) return Outcome<value_type>::failure(async_errc::no_state);
     std::optional<Outcome<value_type>> out;
@@ -235,8 +250,11 @@ WhenAny<std::remove_cvref_t<Fs>...> when_any(Fs&&... children) {
 template <Pollable F>
 class [[nodiscard]] WhenAnyVector {
  public:
+  /// What the future completes with.
   using value_type = std::pair<std::size_t, value_or_unit<future_value_t<F>>>;
+  /// Takes ownership of `children`.
   explicit WhenAnyVector(std::vector<F> children) : children_(std::move(children)) {}
+  /// Polls the children in order; ready with the first one that is done.
   Poll<value_type> poll(const Waker& waker) {
     if (children_.empty()) return Outcome<value_type>::failure(async_errc::no_state);
     for (std::size_t i = 0; i < children_.size(); ++i) {
