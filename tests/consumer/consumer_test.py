@@ -180,7 +180,10 @@ def test_install(args, tmp):
         raise Failure("the example compiled against headers of the source tree:\n" + deps)
     run([gxx, "-std=c++20", *extra, hello_src, "-o", hello] + flags, cwd=tmp, env=env)
     line = "hello from an installed reactor"
-    out = run([hello], cwd=tmp, stdin_text=line + "\n", timeout=20)
+    run_env = dict(os.environ)  # a shared library (-Ddefault_library=shared) is found here
+    run_env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        p for p in (str(libdir), os.environ.get("LD_LIBRARY_PATH", "")) if p)
+    out = run([hello], cwd=tmp, env=run_env, stdin_text=line + "\n", timeout=20)
     if line not in out:
         raise Failure(f"the example did not echo its input; it printed:\n{out}")
     print(f"PASS: g++ $(pkg-config --cflags --libs reactor) built the README example against "
