@@ -20,6 +20,7 @@ class Waker;
 
 /// The value of a void future where a container needs an object (when_all, when_any).
 struct Unit {
+  /// All Units are equal: there is nothing to compare.
   friend bool operator==(Unit, Unit) noexcept { return true; }
 };
 
@@ -75,6 +76,7 @@ class Outcome {
 
   /// True when a value is held.
   [[nodiscard]] bool has_value() const noexcept { return value_.has_value(); }
+  /// Same as has_value().
   explicit operator bool() const noexcept { return has_value(); }
   /// The error code of a failure that has one (empty on success and for exceptions).
   [[nodiscard]] std::error_code error() const noexcept { return error_; }
