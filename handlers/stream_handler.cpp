@@ -144,22 +144,38 @@ std::error_code StreamHandler::register_now() {
   return {};
 }
 
+template <class Body>
+int StreamHandler::run_hook(Body&& body) {
+  ++depth_;
+  try {
+    body();
+  } catch (...) {
+    // A subclass hook threw half-way through: whatever it was doing to this connection cannot be
+    // trusted, and unwinding skipped our bookkeeping. Abort the connection (on_close gets
+    // state_not_recoverable), finalise it as usual, and let the exception reach the caller of
+    // handle_events as the contract says. Without this the nesting count stayed raised and the
+    // connection was never finalised: a leaked handler and descriptor.
+    abort(std::make_error_code(std::errc::state_not_recoverable));
+    if (state_ == State::finishing) finish_pending_ = true;
+    leave();  // may delete this
+    throw;
+  }
+  if (state_ == State::finishing) finish_pending_ = true;
+  return leave();  // may delete this: must stay the last statement
+}
+
 std::error_code StreamHandler::start(std::unique_ptr<StreamHandler> handler) {
   if (!handler) return errc::invalid_argument;
   if (auto ec = handler->register_now()) return ec;
   StreamHandler* h = handler.release();
   h->owned_ = true;
-  ++h->depth_;
-  h->on_open();
-  h->leave();  // may finalise (and delete) the handler: nothing may follow
+  h->run_hook([h] { h->on_open(); });  // may finalise (and delete) the handler
   return {};
 }
 
 std::error_code StreamHandler::open() {
   if (auto ec = register_now()) return ec;
-  ++depth_;
-  on_open();
-  leave();
+  run_hook([this] { on_open(); });
   return {};
 }
 
@@ -174,14 +190,13 @@ void StreamHandler::fail_before_open(std::error_code reason) {
 // ---- input -------------------------------------------------------------------------------------
 
 int StreamHandler::handle_input(Handle handle) {
-  ++depth_;
-  if (handle == invalid_handle) {
-    notified_ = false;  // our deferred finalise (see finish)
-  } else if (state_ == State::open && !peer_eof_) {
-    read_once();
-  }
-  if (state_ == State::finishing) finish_pending_ = true;
-  return leave();
+  return run_hook([this, handle] {
+    if (handle == invalid_handle) {
+      notified_ = false;  // our deferred finalise (see finish)
+    } else if (state_ == State::open && !peer_eof_) {
+      read_once();
+    }
+  });
 }
 
 void StreamHandler::read_once() {
@@ -297,10 +312,9 @@ bool StreamHandler::send(std::initializer_list<std::string_view> pieces) {
 }
 
 int StreamHandler::handle_output(Handle handle) {
-  ++depth_;
-  if (handle != invalid_handle && (state_ == State::open || state_ == State::closing)) flush();
-  if (state_ == State::finishing) finish_pending_ = true;
-  return leave();
+  return run_hook([this, handle] {
+    if (handle != invalid_handle && (state_ == State::open || state_ == State::closing)) flush();
+  });
 }
 
 void StreamHandler::flush() {
@@ -421,7 +435,10 @@ void StreamHandler::arm_idle_timer(Duration delay) {
 void StreamHandler::on_idle() { abort(std::make_error_code(std::errc::timed_out)); }
 
 int StreamHandler::handle_timeout(TimePoint now, const void* arg) {
-  ++depth_;
+  return run_hook([this, now, arg] { on_timer(now, arg); });
+}
+
+void StreamHandler::on_timer(TimePoint now, const void* arg) {
   if (arg == &linger_tag) {
     linger_timer_ = invalid_timer;
     if (state_ == State::closing) abort(std::make_error_code(std::errc::timed_out));
@@ -440,8 +457,6 @@ int StreamHandler::handle_timeout(TimePoint now, const void* arg) {
       }
     }
   }
-  if (state_ == State::finishing) finish_pending_ = true;
-  return leave();
 }
 
 // ---- finalising --------------------------------------------------------------------------------

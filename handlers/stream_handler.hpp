@@ -149,8 +149,9 @@ class StreamHandler : public EventHandler {
   /// No byte moved for idle_timeout. Default: abort(std::errc::timed_out).
   virtual void on_idle();
   /// The last call: the connection is closed; `reason` is empty for a clean close, else the
-  /// socket error, timed_out, no_buffer_space, operation_canceled (reactor destroyed), or the
-  /// connect error. A framework-owned handler is deleted right after.
+  /// socket error, timed_out, no_buffer_space, operation_canceled (reactor destroyed),
+  /// state_not_recoverable (one of this handler's hooks threw; the exception propagates out of
+  /// handle_events), or the connect error. A framework-owned handler is deleted right after.
   virtual void on_close(std::error_code reason) { (void)reason; }
 
   // The reactor's hooks; subclasses that override them must call these.
@@ -180,6 +181,10 @@ class StreamHandler : public EventHandler {
     if (idle_armed_) last_activity_ = Clock::now();
   }
   void arm_idle_timer(Duration delay);
+  void on_timer(TimePoint now, const void* arg);
+  // Runs `body` as one of our hooks (see the definition: nesting count, exceptions).
+  template <class Body>
+  int run_hook(Body&& body);
 
   Reactor& reactor_;
   UniqueFd socket_;
