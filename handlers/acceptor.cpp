@@ -26,11 +26,15 @@ bool resource_exhausted(int error) noexcept {
 }  // namespace
 
 AcceptorBase::AcceptorBase(Reactor& reactor, const AcceptorOptions& options)
-    : reactor_(reactor), options_(options) {
+    : reactor_(reactor), options_(options), slots_(std::make_shared<Slots>()) {
   options_.max_accepts_per_event = std::max<std::size_t>(1, options_.max_accepts_per_event);
+  slots_->owner = this;
 }
 
-AcceptorBase::~AcceptorBase() { close(); }
+AcceptorBase::~AcceptorBase() {
+  close();
+  slots_->owner = nullptr;  // connections that outlive us only count down
+}
 
 std::error_code AcceptorBase::open(const SocketAddress& address) {
   if (listener_.valid()) return errc::already_registered;
@@ -76,6 +80,7 @@ void AcceptorBase::close() {
   }
   if (backing_off_) (void)reactor_.cancel_timers(this);
   backing_off_ = false;
+  at_limit_ = false;
   listener_.reset();
   if (local_.family() == AF_UNIX && options_.unlink_unix_path) {
     (void)::unlink(local_.to_string().substr(5).c_str());
@@ -84,6 +89,13 @@ void AcceptorBase::close() {
 
 int AcceptorBase::handle_input(Handle /*handle*/) {
   for (std::size_t i = 0; i < options_.max_accepts_per_event; ++i) {
+    if (options_.max_connections > 0 && slots_->live >= options_.max_connections) {
+      // Full: stop watching the listener (it stays readable while clients wait in the backlog,
+      // so watching it would spin) until connection_gone() makes room.
+      if (!at_limit_ && !backing_off_) (void)reactor_.suspend_handler(listener_.get());
+      at_limit_ = true;
+      break;
+    }
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
     const int c = ::accept4(listener_.get(), reinterpret_cast<sockaddr*>(&peer), &len,
@@ -107,7 +119,15 @@ int AcceptorBase::handle_input(Handle /*handle*/) {
     }
     auto handler = make_handler(
         std::move(socket), SocketAddress::from_native(reinterpret_cast<sockaddr*>(&peer), len));
-    if (handler) (void)StreamHandler::start(std::move(handler));  // failure deletes it
+    if (handler) {
+      // The token's deleter runs when the handler is destroyed, however its connection ends.
+      ++slots_->live;
+      handler->acceptor_slot_ = std::shared_ptr<void>(nullptr, [slots = slots_](void*) {
+        --slots->live;
+        if (slots->owner != nullptr) slots->owner->connection_gone();
+      });
+      (void)StreamHandler::start(std::move(handler));  // failure deletes it
+    }
   }
   return 0;
 }
@@ -123,10 +143,18 @@ void AcceptorBase::back_off() {
   ++backoffs_;
 }
 
+void AcceptorBase::connection_gone() {
+  if (!at_limit_ || slots_->live >= options_.max_connections) return;
+  at_limit_ = false;
+  if (registered_ && !backing_off_ && listener_.valid()) {
+    (void)reactor_.resume_handler(listener_.get());
+  }
+}
+
 int AcceptorBase::handle_timeout(TimePoint /*now*/, const void* arg) {
   if (arg == &backoff_tag && backing_off_ && listener_.valid()) {
     backing_off_ = false;
-    (void)reactor_.resume_handler(listener_.get());
+    if (!at_limit_) (void)reactor_.resume_handler(listener_.get());
   }
   return 0;
 }
@@ -137,6 +165,7 @@ int AcceptorBase::handle_close(Handle /*handle*/, EventMask /*removed*/) {
   registered_ = false;
   if (backing_off_) (void)reactor_.cancel_timers(this);
   backing_off_ = false;
+  at_limit_ = false;
   return 0;
 }
 

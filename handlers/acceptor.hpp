@@ -37,6 +37,9 @@ struct AcceptorOptions {
   bool tcp_nodelay = true;
   /// Unix-domain: remove a stale socket file before bind and the file again at close.
   bool unlink_unix_path = true;
+  /// Most connections alive at once; zero: no limit. At the limit the listener is not watched
+  /// (new clients wait in the kernel's backlog) until one of this acceptor's connections closes.
+  std::size_t max_connections = 0;
 };
 
 /// The non-template part of Acceptor: the listening socket, the accept loop and back-off.
@@ -64,6 +67,10 @@ class AcceptorBase : public EventHandler {
   [[nodiscard]] std::size_t backoffs() const noexcept { return backoffs_; }
   /// True while accepting is paused.
   [[nodiscard]] bool backing_off() const noexcept { return backing_off_; }
+  /// Connections made by this acceptor whose handlers still exist.
+  [[nodiscard]] std::size_t connections() const noexcept { return slots_->live; }
+  /// True while accepting is paused at max_connections.
+  [[nodiscard]] bool at_limit() const noexcept { return at_limit_; }
 
  protected:
   /// Makes the service handler for a new connection; nullptr refuses it (the socket closes).
@@ -75,7 +82,15 @@ class AcceptorBase : public EventHandler {
   int handle_close(Handle handle, EventMask removed) override;
 
  private:
+  // Shared with a token each accepted handler holds: counts the live connections and lets a full
+  // acceptor accept again when one goes. Outlives the acceptor when connections do.
+  struct Slots {
+    std::size_t live = 0;
+    AcceptorBase* owner = nullptr;  // null once the acceptor is destroyed
+  };
+
   void back_off();
+  void connection_gone();
 
   Reactor& reactor_;
   AcceptorOptions options_;
@@ -86,6 +101,8 @@ class AcceptorBase : public EventHandler {
   std::size_t backoffs_ = 0;
   bool backing_off_ = false;
   bool registered_ = false;
+  std::shared_ptr<Slots> slots_;
+  bool at_limit_ = false;
 };
 
 /// Accepts connections and serves each with a new `Service` (derived from StreamHandler).

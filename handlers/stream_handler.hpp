@@ -162,6 +162,7 @@ class StreamHandler : public EventHandler {
 
  private:
   friend class Connector;
+  friend class AcceptorBase;  // hands over acceptor_slot_
   enum class State { idle, open, closing, finishing, closed };
 
   void adopt_socket(UniqueFd socket) noexcept { socket_ = std::move(socket); }
@@ -207,7 +208,10 @@ class StreamHandler : public EventHandler {
   bool peer_eof_ = false;
   bool shutdown_wanted_ = false;
   bool write_shut_ = false;
-  bool is_socket_ = true;  // false once sendmsg said ENOTSOCK (pipes in tests): use writev
+  bool is_socket_ = true;
+  std::shared_ptr<void>
+      acceptor_slot_;  // an Acceptor's connection count; released on destruction  // false once
+                       // sendmsg said ENOTSOCK (pipes in tests): use writev
 };
 
 }  // namespace reactor
