@@ -25,7 +25,6 @@ TimerId TimerQueue::schedule(EventHandler* handler, const void* arg, TimePoint d
   } else {
     slot = static_cast<std::uint32_t>(slots_.size());
     slots_.emplace_back();
-    sequence_.push_back(0);
   }
   Slot& s = slots_[slot];
   s.handler = handler;
@@ -96,14 +95,14 @@ void TimerQueue::forget(const EventHandler* handler) noexcept {
 
 std::optional<TimePoint> TimerQueue::earliest() const noexcept {
   if (heap_.empty()) return std::nullopt;
-  return slots_[heap_.front()].due;
+  return heap_.front().due;
 }
 
 bool TimerQueue::pop_due(TimePoint now, Expiry& out) noexcept {
   if (heap_.empty()) return false;
-  const std::uint32_t slot = heap_.front();
+  if (heap_.front().due > now) return false;
+  const std::uint32_t slot = heap_.front().slot;
   Slot& s = slots_[slot];
-  if (s.due > now) return false;
   erase_at(0);
   s.state = Slot::State::firing;
   out = {make_id(slot, s.generation), s.handler, s.arg, s.due};
@@ -133,61 +132,52 @@ EventHandler* TimerQueue::finish_firing(TimerId id, TimePoint now, bool keep,
   return nullptr;
 }
 
-bool TimerQueue::less(std::uint32_t a, std::uint32_t b) const noexcept {
-  const Slot& x = slots_[a];
-  const Slot& y = slots_[b];
-  if (x.due != y.due) return x.due < y.due;
-  return sequence_[a] < sequence_[b];
-}
-
-void TimerQueue::place(std::uint32_t index, std::uint32_t slot) noexcept {
-  heap_[index] = slot;
-  slots_[slot].heap_index = index;
+void TimerQueue::place(std::uint32_t index, const HeapEntry& entry) noexcept {
+  heap_[index] = entry;
+  slots_[entry.slot].heap_index = index;
 }
 
 void TimerQueue::push(std::uint32_t slot) {
-  sequence_[slot] = next_sequence_++;
-  heap_.push_back(slot);
-  slots_[slot].heap_index = static_cast<std::uint32_t>(heap_.size() - 1);
-  sift_up(slots_[slot].heap_index);
+  heap_.push_back({slots_[slot].due, next_sequence_++, slot});
+  sift_up(static_cast<std::uint32_t>(heap_.size() - 1));
 }
 
 void TimerQueue::erase_at(std::uint32_t index) noexcept {
   const auto last = static_cast<std::uint32_t>(heap_.size() - 1);
   if (index != last) {
-    const std::uint32_t moved = heap_[last];
-    place(index, moved);
+    const HeapEntry moved = heap_[last];
     heap_.pop_back();
+    place(index, moved);
     sift_up(index);
-    sift_down(slots_[moved].heap_index);
+    sift_down(slots_[moved.slot].heap_index);
   } else {
     heap_.pop_back();
   }
 }
 
 void TimerQueue::sift_up(std::uint32_t index) noexcept {
-  const std::uint32_t slot = heap_[index];
+  const HeapEntry entry = heap_[index];
   while (index > 0) {
     const std::uint32_t parent = (index - 1) / 2;
-    if (!less(slot, heap_[parent])) break;
+    if (!less(entry, heap_[parent])) break;
     place(index, heap_[parent]);
     index = parent;
   }
-  place(index, slot);
+  place(index, entry);
 }
 
 void TimerQueue::sift_down(std::uint32_t index) noexcept {
   const auto n = static_cast<std::uint32_t>(heap_.size());
-  const std::uint32_t slot = heap_[index];
+  const HeapEntry entry = heap_[index];
   for (;;) {
     std::uint32_t child = 2 * index + 1;
     if (child >= n) break;
     if (child + 1 < n && less(heap_[child + 1], heap_[child])) ++child;
-    if (!less(heap_[child], slot)) break;
+    if (!less(heap_[child], entry)) break;
     place(index, heap_[child]);
     index = child;
   }
-  place(index, slot);
+  place(index, entry);
 }
 
 }  // namespace reactor

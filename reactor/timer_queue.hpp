@@ -76,14 +76,22 @@ class TimerQueue {
   void release(std::uint32_t slot) noexcept;
   void push(std::uint32_t slot);
   void erase_at(std::uint32_t index) noexcept;
-  bool less(std::uint32_t a, std::uint32_t b) const noexcept;
+  // A heap entry carries its own sort key, so sifting compares within the heap array instead
+  // of reaching into two other arrays per comparison (the cost that dominated schedule/cancel).
+  struct HeapEntry {
+    TimePoint due;
+    std::uint64_t sequence;  // insertion order, breaks ties in due time
+    std::uint32_t slot;
+  };
+  static bool less(const HeapEntry& a, const HeapEntry& b) noexcept {
+    return a.due != b.due ? a.due < b.due : a.sequence < b.sequence;
+  }
   void sift_up(std::uint32_t index) noexcept;
   void sift_down(std::uint32_t index) noexcept;
-  void place(std::uint32_t index, std::uint32_t slot) noexcept;
+  void place(std::uint32_t index, const HeapEntry& entry) noexcept;
 
   std::vector<Slot> slots_;
-  std::vector<std::uint32_t> heap_;      // slot indices ordered by (due, sequence)
-  std::vector<std::uint64_t> sequence_;  // by slot: insertion order, breaks ties in due time
+  std::vector<HeapEntry> heap_;  // ordered by (due, sequence)
   std::vector<std::uint32_t> free_slots_;
   std::uint64_t next_sequence_ = 0;
 };
