@@ -62,10 +62,13 @@ reactor::Task<void> echo_task(reactor::Stream& s) {
 }
 
 reactor::Task<void> ping_task(reactor::Stream& s, benchmark::State& state) {
-  std::array<char, 1> buf{'x'};
+  const std::array<char, 1> ping{'x'};
+  // A read buffer larger than the reply: a short read tells the Stream the socket is drained, so
+  // it waits for the next report instead of trying a read that would fail with EAGAIN.
+  std::array<char, 64> pong;
   while (state.KeepRunning()) {
-    co_await s.write_all(buf);
-    co_await s.read_some(buf);
+    co_await s.write_all(ping);
+    co_await s.read_some(pong);
   }
 }
 
