@@ -16,6 +16,8 @@ packages=(
   gnuplot-nox
   # API reference (ninja -C build docs) and the lint checks (scripts/lint.sh)
   doxygen clang-format clang-tidy
+  # reliability: memcheck of the unit tests (scripts/valgrind.sh); prlimit for the fault tests
+  valgrind util-linux
 )
 
 missing=()

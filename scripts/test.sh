@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing (scripts/setup.sh), then builds
-# and runs every test three times: a plain build, ASan+UBSan, and TSan. Fails on the first
-# failing configuration. Usage: scripts/test.sh [plain|asan|tsan ...]   (default: all three)
+# and runs every test three times: a plain build, ASan+UBSan, and TSan; then runs the fuzzers for
+# a bounded time (scripts/fuzz.sh, clang) and the unit tests under valgrind (scripts/valgrind.sh).
+# The soak suite is left out (scripts/soak.sh runs it). Fails on the first failing configuration.
+# Usage: scripts/test.sh [plain|asan|tsan|fuzz|valgrind ...]   (default: all five)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 
 configs=("$@")
-[ ${#configs[@]} -gt 0 ] || configs=(plain asan tsan)
+[ ${#configs[@]} -gt 0 ] || configs=(plain asan tsan fuzz valgrind)
 
 # Sanitizer reports must fail the run, not scroll past.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
@@ -21,13 +23,18 @@ run_config() {
     plain) dir=build ;;
     asan) dir=build-asan; options=(-Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=disabled) ;;
     tsan) dir=build-tsan; options=(-Db_sanitize=thread -Db_lundef=false -Dbenchmarks=disabled) ;;
-    *) echo "test.sh: unknown configuration '$name' (plain, asan, tsan)" >&2; return 2 ;;
+    # Fuzzers: their own clang build (build-fuzz); FUZZ_SECONDS bounds each one (default 30 s).
+    fuzz) echo "=== fuzz (build-fuzz) ==="; bash scripts/fuzz.sh; return ;;
+    # Memcheck of the plain build's unit tests (scripts/valgrind.sh says which it filters out).
+    valgrind) echo "=== valgrind (build) ==="; bash scripts/valgrind.sh build; return ;;
+    *) echo "test.sh: unknown configuration '$name' (plain, asan, tsan, fuzz, valgrind)" >&2; return 2 ;;
   esac
   echo "=== $name build ($dir) ==="
   [ -f "$dir/build.ninja" ] || meson setup "$dir" "${options[@]}" >/dev/null
   ninja -C "$dir"
   echo "=== $name tests ==="
-  meson test -C "$dir" --print-errorlogs --num-processes 2
+  # The soak suite runs for minutes; scripts/soak.sh runs it on its own.
+  meson test -C "$dir" --print-errorlogs --num-processes 2 --no-suite soak
 }
 
 for c in "${configs[@]}"; do run_config "$c"; done
