@@ -11,6 +11,8 @@ The server is pinned to CPU 1 and the load generator to CPU 0. Writes, in --out:
   summary.json  median / min / max of every figure per (shape, server), and the ratios
   summary.md    the table the README quotes
   echo.png      server CPU per message and throughput per shape (median, min..max bars)
+  gbench/*.json the Google Benchmark programs' own output (--benchmark_repetitions), and
+                their ratios in summary.json under "micro" (CPU-time medians)
 
 Usage (from the repository root, after `meson setup build-bench --buildtype=release && ninja -C
 build-bench`):  python3 benchmarks/compare.py [--build build-bench] [--rounds 5] [--seconds 2]
@@ -219,6 +221,65 @@ unset multiplot
     subprocess.run(["gnuplot", "echo.gp"], cwd=out_dir, check=True)
 
 
+GBENCH = ["dispatch_bench", "idle_bench", "timer_bench", "notify_bench", "coro_bench"]
+
+
+def run_gbench(build, out_dir, repetitions):
+    """Runs the Google Benchmark programs (pinned to CPU 1); returns {name: median ns per item}."""
+    os.makedirs(os.path.join(out_dir, "gbench"), exist_ok=True)
+    medians = {}
+    for prog in GBENCH:
+        exe = os.path.join(build, "benchmarks", prog)
+        if not os.path.exists(exe):
+            print(f"compare: {prog} not built, skipped", file=sys.stderr)
+            continue
+        out = os.path.join(out_dir, "gbench", prog + ".json")
+        subprocess.run(["taskset", "-c", SERVER_CPU, exe, "--benchmark_min_time=0.2",
+                        f"--benchmark_repetitions={repetitions}",
+                        "--benchmark_report_aggregates_only=true",
+                        f"--benchmark_out={out}", "--benchmark_out_format=json"],
+                       check=True, stdout=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
+        with open(out) as f:
+            runs = [b for b in json.load(f)["benchmarks"] if not b.get("error_occurred")]
+        # The median aggregate when repeated; the single run otherwise.
+        for b in runs:
+            if b.get("aggregate_name") == "median" or (repetitions == 1 and
+                                                       b.get("run_type") == "iteration"):
+                # Cross-thread throughput is wall-clock time (two threads); the rest CPU time.
+                key = "real_time" if b["run_name"].endswith("/real_time") else "cpu_time"
+                medians[b["run_name"]] = b[key]
+        print(f"compare: {prog} done", flush=True)
+    return medians
+
+
+def micro_ratios(m):
+    """The micro-benchmark ratios the targets are stated in (CPU time per item, medians)."""
+    def r(a, b):
+        return m[a] / m[b] if a in m and b in m and m[b] else None
+    out = {
+        "dispatch reactor_epoll/raw_epoll":
+            r("BM_ReactorPingPong/epoll", "BM_RawEpollPingPong"),
+        "dispatch reactor_epoll/asio": r("BM_ReactorPingPong/epoll", "BM_AsioPingPong"),
+        "idle epoll 10000/0": r("BM_IdleScaling/epoll/10000", "BM_IdleScaling/epoll/0"),
+        "idle epoll 1000/0": r("BM_IdleScaling/epoll/1000", "BM_IdleScaling/epoll/0"),
+        "idle io_uring 10000/0": r("BM_IdleScaling/io_uring/10000", "BM_IdleScaling/io_uring/0"),
+        "idle poll 10000/0": r("BM_IdleScaling/poll/10000", "BM_IdleScaling/poll/0"),
+        "idle select 1000/0": r("BM_IdleScaling/select/1000", "BM_IdleScaling/select/0"),
+        # Rates: Asio's time over ours, so > 1 means we are faster.
+        "timers schedule+cancel rate ours/asio":
+            r("BM_AsioTimersScheduleCancel", "BM_ReactorTimersScheduleCancel"),
+        "timers schedule+fire rate ours/asio":
+            r("BM_AsioTimersScheduleFire", "BM_ReactorTimersScheduleFire"),
+        "post rate ours/asio": r("BM_AsioPost/real_time", "BM_ReactorPost/real_time"),
+        "notify rate ours/asio post": r("BM_AsioPost/real_time", "BM_ReactorNotify/real_time"),
+        "coroutine/callback round trip": r("BM_CoroutineRoundTrip", "BM_CallbackRoundTrip"),
+    }
+    for b in m:
+        if b.startswith("BM_ReactorPingPong/"):
+            out[f"dispatch {b.split('/')[1]}/raw_epoll"] = r(b, "BM_RawEpollPingPong")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--build", default="build-bench")
@@ -229,6 +290,8 @@ def main():
     ap.add_argument("--shapes", default=",".join(s[0] for s in SHAPES),
                     help="comma-separated subset of: " + ", ".join(s[0] for s in SHAPES))
     ap.add_argument("--servers", default=",".join(s[0] for s in SERVERS))
+    ap.add_argument("--gbench-repetitions", type=int, default=5,
+                    help="repetitions of each Google Benchmark (0: skip them)")
     args = ap.parse_args()
 
     if os.cpu_count() < 2:
@@ -254,6 +317,8 @@ def main():
                       f"{row['server_cpu_us_per_msg']:7.2f} µs/msg  {row['msgs_per_s']:9.0f} msg/s"
                       f"  p99 {row['p99_us']:8.0f} µs  client CPU {row['client_cpu_pct']:3.0f}%",
                       flush=True)
+    micro = run_gbench(args.build, args.out, args.gbench_repetitions) \
+        if args.gbench_repetitions > 0 else {}
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
     with open(os.path.join(args.out, "raw.csv"), "w", newline="") as f:
@@ -264,12 +329,14 @@ def main():
         for r in rows:
             w.writerow({k: r.get(k) for k in w.fieldnames})
     summary = summarize(rows, servers)
-    result = {"meta": meta, "summary": summary, "ratios": ratios(summary)}
+    result = {"meta": meta, "summary": summary, "ratios": ratios(summary),
+              "micro_cpu_ns": micro, "micro": micro_ratios(micro)}
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(result, f, indent=1)
     write_markdown(os.path.join(args.out, "summary.md"), summary, servers, meta)
     plot(args.out, summary, servers)
-    print(json.dumps(result["ratios"], indent=1))
+    print(json.dumps({"echo (server CPU per message)": result["ratios"],
+                      "micro": result["micro"]}, indent=1))
 
 
 if __name__ == "__main__":
