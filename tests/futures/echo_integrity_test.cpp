@@ -122,7 +122,7 @@ bool run_clients(int port, int connections, unsigned seed, std::string& failure)
       return false;
     }
     ::fcntl(c.fd.get(), F_SETFL, O_NONBLOCK);
-    c.payload.resize(1 + rng() % (256 * 1024));
+    c.payload.resize(1 + rng() % (128 * 1024));
     for (char& ch : c.payload) ch = static_cast<char>(rng());
   }
   const auto deadline = Clock::now() + std::chrono::seconds(30);
