@@ -211,7 +211,7 @@ set xtics rotate by -20 font ',9'
 set logscale y
 set title 'server CPU per message (µs, log scale, lower is better)'
 plot {cols.replace('FIG', 'server_cpu_us_per_msg')}
-set title 'messages per second (log scale, higher is better; 64+ conns: the client saturates)'
+set title 'messages per second (log scale; bounded by the client and the machine, see client CPU %)'
 set format y '%.0s%c'
 plot {cols.replace('FIG', 'msgs_per_s')}
 unset multiplot
