@@ -21,7 +21,10 @@ run_config() {
   local name=$1 dir options=()
   case "$name" in
     plain) dir=build ;;
-    asan) dir=build-asan; options=(-Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=disabled) ;;
+    # UBSan's vptr check opens files the first time it meets a type; in the fd-exhaustion tests
+    # it then reports a false type mismatch, so it is the one check left out.
+    asan) dir=build-asan; options=(-Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=disabled
+                                   -Dcpp_args=-fno-sanitize=vptr) ;;
     tsan) dir=build-tsan; options=(-Db_sanitize=thread -Db_lundef=false -Dbenchmarks=disabled) ;;
     # Fuzzers: their own clang build (build-fuzz); FUZZ_SECONDS bounds each one (default 30 s).
     fuzz) echo "=== fuzz (build-fuzz) ==="; bash scripts/fuzz.sh; return ;;
