@@ -74,6 +74,7 @@ class EventHandler {
 
  private:
   friend class Reactor;
+  friend class ThreadPoolReactor;
   HandlerRegistry* registry_ = nullptr;  // the reactor holding registrations, if any
   std::uint32_t registrations_ = 0;      // I/O registrations + timers + signal subscriptions
 };

@@ -1,0 +1,213 @@
+// ThreadPoolReactor: one reactor served by several threads (leader/followers), for handlers whose
+// work is CPU-heavy enough that one thread per reactor is not enough. Same EventHandler contract
+// and return convention as Reactor, plus one guarantee: a handler never runs on two threads at
+// once (I/O hooks, timers, notifications and handle_close included). Different handlers run in
+// parallel.
+//
+// How: one thread at a time (the leader) waits in the demultiplexer. When the wait returns it
+// turns ready handles, due timers and queued notifications into jobs, takes each ready handle out
+// of the kernel's interest (one-shot: no second thread can be woken for it), wakes one follower
+// to lead next and dispatches a job itself. A job whose handler is busy on another thread waits
+// in the queue until that handler's hook returns; then the handle is watched again.
+//
+// Threads: every public member may be called from any thread, including from hooks.
+// Destroying a handler: inside one of its own hooks (e.g. `delete this` in handle_close), or
+// from another thread after retire(handler) returned. Destroying a handler that is running on
+// another thread is undefined behaviour (its derived part would be gone while the hook runs).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "demux/demultiplexer.hpp"
+#include "demux/error.hpp"
+#include "demux/event_mask.hpp"
+#include "handlers/event_handler.hpp"
+#include "reactor/result.hpp"
+#include "reactor/timer_queue.hpp"
+#include "reactor/wakeup.hpp"
+
+namespace reactor {
+
+/// Construction-time settings of a ThreadPoolReactor.
+struct ThreadPoolReactorOptions {
+  /// Which demultiplexer to wait in; `best` honours REACTOR_BACKEND, then prefers epoll.
+  Backend backend = Backend::best;
+  /// Most ready handles taken from one wait.
+  std::size_t max_events_per_wait = 128;
+};
+
+/// A reactor whose event loop runs on a pool of threads (leader/followers).
+class ThreadPoolReactor final : private HandlerRegistry {
+ public:
+  /// Throws std::system_error when the backend or the wake-up descriptor cannot be created.
+  /// `best` never picks io_uring here; asking for it fails with errc::backend_unavailable (its
+  /// ring accepts submissions from one thread only, and every leader submits).
+  explicit ThreadPoolReactor(const ThreadPoolReactorOptions& options = {});
+  /// Waits in `demux`, made by the caller (options.backend is ignored; io_uring is refused).
+  explicit ThreadPoolReactor(std::unique_ptr<Demultiplexer> demux,
+                             const ThreadPoolReactorOptions& options = {});
+  /// Must not run while run_event_loop is running. Calls handle_close on every handler still
+  /// registered for I/O, runs handle_close calls still queued, drops timers and notifications.
+  ~ThreadPoolReactor();
+  ThreadPoolReactor(const ThreadPoolReactor&) = delete;
+  ThreadPoolReactor& operator=(const ThreadPoolReactor&) = delete;
+
+  /// The backend chosen at construction.
+  [[nodiscard]] Backend backend() const noexcept { return demux_->kind(); }
+
+  /// Registers `handler` for `mask` on handler->get_handle().
+  std::error_code register_handler(EventHandler* handler, EventMask mask);
+  /// Registers `handler` for `mask` on `handle`; errc::already_registered if it has one. A
+  /// backend error on a handle added while another thread waits (select / poll / io_uring,
+  /// where the leader applies the change) is logged, not returned.
+  std::error_code register_handler(Handle handle, EventHandler* handler, EventMask mask);
+  /// Removes `mask` from the registration and calls handle_close(handle, removed) unless `mask`
+  /// has dont_call. If the handler is running on another thread at that moment, handle_close is
+  /// queued and runs on a pool thread right after its current hook returns.
+  std::error_code remove_handler(EventHandler* handler, EventMask mask = EventMask::all_io);
+  /// As above, by handle.
+  std::error_code remove_handler(Handle handle, EventMask mask = EventMask::all_io);
+  /// Replaces the interest of a registered handle (none keeps it registered but silent).
+  std::error_code set_interest(Handle handle, EventMask mask);
+  /// The interest of `handle` (none when not registered).
+  [[nodiscard]] EventMask interest(Handle handle) const;
+  /// Number of I/O registrations.
+  [[nodiscard]] std::size_t handler_count() const;
+
+  /// Calls handler->handle_timeout(now, arg) after `delay`, then every `interval` if positive.
+  /// A timer never fires while another hook of the same handler runs.
+  Result<TimerId> schedule_timer(EventHandler* handler, const void* arg, Duration delay,
+                                 Duration interval = Duration::zero());
+  /// Cancels a timer; it will not fire unless its hook has already started.
+  std::error_code cancel_timer(TimerId id);
+  /// Cancels every timer of `handler`; returns how many.
+  std::size_t cancel_timers(EventHandler* handler);
+  /// Number of pending timers.
+  [[nodiscard]] std::size_t timer_count() const;
+
+  /// Calls the hooks of `mask` with invalid_handle on a pool thread, once per call, in order
+  /// per sender, never while another hook of `handler` runs. Return values are ignored.
+  std::error_code notify(EventHandler* handler, EventMask mask = EventMask::read);
+  /// Runs `work` on a pool thread. Posts start in FIFO order but may run in parallel.
+  std::error_code post(std::function<void()> work);
+
+  /// Withdraws every registration, timer and queued notification of `handler` without calling
+  /// it, after waiting until no hook of it is running. Afterwards no hook of it will run and
+  /// it may be destroyed. errc::reentrant_call from one of its own hooks.
+  std::error_code retire(EventHandler* handler);
+
+  /// Runs the loop on `threads` threads (the caller and threads - 1 new ones) until
+  /// end_event_loop; returns the first demultiplexer error. A hook's exception stops the loop
+  /// and is rethrown here.
+  std::error_code run_event_loop(std::size_t threads);
+  /// Any thread, any time (also before run_event_loop): makes every thread of run_event_loop
+  /// return promptly (each finishes the hook it is running).
+  void end_event_loop() noexcept;
+
+  /// Hooks called so far (I/O, timers, notifications, posts, handle_close).
+  [[nodiscard]] std::uint64_t hooks_called() const noexcept {
+    return hooks_called_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  struct Registration {
+    EventHandler* handler = nullptr;
+    EventMask interest = EventMask::none;
+    std::uint64_t serial = 0;  // 0: free
+    bool queued = false;       // an I/O job holds the handle: out of the kernel's interest
+  };
+  struct KernelState {
+    EventMask mask = EventMask::none;  // what the demultiplexer watches
+    std::uint64_t serial = 0;          // for which registration
+  };
+  enum class JobKind : std::uint8_t { io, timer, notify, post, close };
+  struct Job {
+    JobKind kind = JobKind::post;
+    EventHandler* handler = nullptr;
+    Handle handle = invalid_handle;
+    std::uint64_t serial = 0;
+    EventMask events = EventMask::none;
+    TimerId timer = invalid_timer;
+    const void* arg = nullptr;
+    TimePoint now{};
+    std::function<void()> work;
+  };
+  struct Busy {
+    std::uint64_t token;
+    std::thread::id thread;
+  };
+  using Lock = std::unique_lock<std::mutex>;
+
+  void forget_handler(EventHandler& handler) noexcept override;
+  void forget_locked(EventHandler* handler) noexcept;
+
+  std::error_code attach(EventHandler* handler);
+  void release_ref(EventHandler* handler) noexcept;
+  Registration* find(Handle handle) noexcept;
+  const Registration* find(Handle handle) const noexcept;
+  bool still_live(Handle handle, std::uint64_t serial) const noexcept;
+  Handle handle_of(EventHandler* handler) const;
+  void sync(Handle handle) noexcept;
+  std::error_code apply_sync(Handle handle) noexcept;
+  void apply_pending() noexcept;
+  void wake_leader() noexcept;
+  void end_registration(Handle handle) noexcept;
+  void remove_bits(Lock& lock, Handle handle, EventMask bits, bool call_close);
+  void call_close(Lock& lock, EventHandler* handler, Handle handle, EventMask removed);
+  void push_job(Job&& job);
+
+  std::uint64_t begin_busy(EventHandler* handler);
+  void end_busy(EventHandler* handler, std::uint64_t token) noexcept;
+  bool dispatching(const EventHandler* handler) const noexcept;
+
+  void worker(Lock& lock);
+  bool take_job(Job& out);
+  void lead(Lock& lock);
+  void run_job(Lock& lock, Job& job);
+  void run_io(Lock& lock, Job& job);
+  void run_timer(Lock& lock, Job& job);
+
+  std::unique_ptr<Demultiplexer> demux_;
+  ThreadPoolReactorOptions options_;
+  Wakeup wakeup_;
+  std::vector<ReadyEvent> events_;  // the leader's
+
+  mutable std::mutex mutex_;
+  std::condition_variable followers_;  // threads without work and with a leader
+  std::condition_variable idle_;       // retire() waiting for a handler to return
+  std::vector<Registration> table_;    // by handle
+  std::vector<KernelState> kernel_;    // by handle
+  std::vector<Handle> pending_;        // kernel changes the leader applies after its wait
+  std::deque<Job> ready_;
+  std::unordered_map<EventHandler*, Busy> busy_;
+  std::unordered_map<TimerId, bool> firing_;  // timers queued or running: cancelled?
+  TimerQueue timers_;
+  std::uint64_t next_serial_ = 1;
+  std::uint64_t serial_at_wait_ = 1;
+  std::uint64_t next_token_ = 1;
+  std::size_t user_registrations_ = 0;
+  std::size_t idle_threads_ = 0;
+  std::size_t retire_waiters_ = 0;
+  bool leader_ = false;        // a thread is leading (waiting or collecting)
+  bool in_wait_ = false;       // the leader is inside demux_->wait
+  bool wake_pending_ = false;  // the wake-up descriptor has been signalled
+  bool direct_ctl_ = false;    // the backend's add/modify/remove are safe during a wait (epoll)
+  bool stop_ = false;
+  std::error_code error_;
+  std::exception_ptr exception_;
+  std::atomic<std::uint64_t> hooks_called_{0};
+};
+
+}  // namespace reactor
