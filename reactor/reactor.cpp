@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <ostream>
 #include <string>
@@ -686,7 +687,16 @@ std::string mask_name(EventMask m) {
   return out.empty() ? "none" : out;
 }
 
-double micros(Duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+long long micros(Duration d) {
+  return static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+}
+
+// A ratio with three decimals, without touching the stream's formatting state.
+std::string three_decimals(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f", value);
+  return text;
+}
 
 }  // namespace
 
@@ -698,8 +708,8 @@ std::ostream& operator<<(std::ostream& os, const ReactorStats& s) {
             << " notifications=" << s.notifications_run << " blocked_us=" << micros(s.time_blocked)
             << " dispatching_us=" << micros(s.time_dispatching)
             << " longest_dispatch_us=" << micros(s.longest_dispatch)
-            << " busy_ratio=" << s.busy_ratio() << " handles=" << s.handles_registered
-            << " timers_pending=" << s.timers_pending
+            << " busy_ratio=" << three_decimals(s.busy_ratio())
+            << " handles=" << s.handles_registered << " timers_pending=" << s.timers_pending
             << " notifications_queued=" << s.notifications_queued;
 }
 

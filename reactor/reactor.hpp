@@ -80,7 +80,9 @@ struct ReactorStats {
   /// Share of measured time spent dispatching rather than blocked (0 when nothing measured).
   [[nodiscard]] double busy_ratio() const noexcept {
     const auto total = time_blocked + time_dispatching;
-    return total.count() > 0 ? static_cast<double>(time_dispatching.count()) / total.count() : 0.0;
+    return total.count() > 0
+               ? static_cast<double>(time_dispatching.count()) / static_cast<double>(total.count())
+               : 0.0;
   }
 };
 

@@ -17,6 +17,7 @@
 #include "handlers/acceptor.hpp"
 #include "handlers/stream_handler.hpp"
 #include "reactor/reactor.hpp"
+#include "sample_stats.hpp"
 
 namespace {
 
@@ -109,6 +110,7 @@ class Stopper final : public reactor::EventHandler {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool show_stats = sample::take_stats_flag(argc, argv);
   int port = 7001;
   reactor::Backend backend = reactor::Backend::best;
   for (int i = 1; i < argc; i += 2) {
@@ -128,6 +130,7 @@ int main(int argc, char** argv) {
   Room room;  // outlives the reactor, whose destruction closes the remaining clients
   try {
     Reactor r(backend);
+    sample::StatsReporter stats(r, show_stats);
     unsigned next_id = 1;
     reactor::Acceptor<ChatClient> acceptor(
         r, [&](Reactor& rr, UniqueFd socket, const reactor::SocketAddress&) {

@@ -14,6 +14,7 @@
 #include "reactor/io_futures.hpp"
 #include "reactor/task.hpp"
 #include "reactor/when.hpp"
+#include "sample_stats.hpp"
 
 namespace {
 
@@ -49,6 +50,7 @@ Task<void> accept_loop(Executor& executor, Listener& listener) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool show_stats = sample::take_stats_flag(argc, argv);
   int port = 7000;
   reactor::Backend backend = reactor::Backend::best;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -65,6 +67,7 @@ int main(int argc, char** argv) {
 
   try {
     reactor::Reactor r(backend);
+    sample::StatsReporter stats(r, show_stats);
     auto listener = Listener::bind_loopback(r, static_cast<std::uint16_t>(port), SOMAXCONN);
     if (!listener) {
       std::fprintf(stderr, "coro_echo_server: cannot listen on port %d: %s\n", port,

@@ -17,6 +17,7 @@
 #include "handlers/acceptor.hpp"
 #include "handlers/stream_handler.hpp"
 #include "reactor/reactor.hpp"
+#include "sample_stats.hpp"
 
 namespace {
 
@@ -80,6 +81,7 @@ bool parse_args(int argc, char** argv, Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool show_stats = sample::take_stats_flag(argc, argv);
   Args args;
   if (!parse_args(argc, argv, args)) {
     std::fprintf(stderr, "usage: %s [--port N] [--backend select|poll|epoll] [--max-fds N]\n",
@@ -94,6 +96,7 @@ int main(int argc, char** argv) {
   }
   try {
     Reactor r(args.backend);
+    sample::StatsReporter stats(r, show_stats);
     reactor::Acceptor<EchoConnection> acceptor(r);
     const auto address = reactor::SocketAddress::loopback_v4(static_cast<std::uint16_t>(args.port));
     if (auto ec = acceptor.open(address)) {

@@ -18,6 +18,7 @@
 #include "handlers/acceptor.hpp"
 #include "handlers/stream_handler.hpp"
 #include "reactor/reactor.hpp"
+#include "sample_stats.hpp"
 #include "samples/http/http_parser.hpp"
 #include "samples/http/http_service.hpp"
 
@@ -106,6 +107,7 @@ bool parse_args(int argc, char** argv, std::uint16_t& port, reactor::Backend& ba
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool show_stats = sample::take_stats_flag(argc, argv);
   std::uint16_t port = 8080;
   reactor::Backend backend = reactor::Backend::best;
   if (!parse_args(argc, argv, port, backend)) {
@@ -115,6 +117,7 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   try {
     reactor::Reactor r(backend);
+    sample::StatsReporter stats(r, show_stats);
     reactor::Acceptor<HttpConnection> acceptor(r);
     if (auto ec = acceptor.open(reactor::SocketAddress::loopback_v4(port))) {
       std::fprintf(stderr, "%s: cannot listen on port %u: %s\n", program, port,

@@ -20,6 +20,7 @@
 #include "handlers/acceptor.hpp"
 #include "handlers/stream_handler.hpp"
 #include "reactor/reactor.hpp"
+#include "sample_stats.hpp"
 #include "samples/kv/kv_store.hpp"
 #include "samples/kv/resp_parser.hpp"
 
@@ -121,6 +122,7 @@ bool parse_args(int argc, char** argv, std::uint16_t& port, reactor::Backend& ba
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool show_stats = sample::take_stats_flag(argc, argv);
   std::uint16_t port = 6379;
   reactor::Backend backend = reactor::Backend::best;
   if (!parse_args(argc, argv, port, backend)) {
@@ -131,6 +133,7 @@ int main(int argc, char** argv) {
   try {
     kv::KvStore store;  // outlives the reactor, whose destructor closes the connections
     reactor::Reactor r(backend);
+    sample::StatsReporter stats(r, show_stats);
     using Acceptor = reactor::Acceptor<KvConnection>;
     Acceptor acceptor(
         r, [&store](reactor::Reactor& rr, reactor::UniqueFd fd, const reactor::SocketAddress&) {

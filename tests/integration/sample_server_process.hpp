@@ -49,6 +49,8 @@ class SampleServer {
   [[nodiscard]] const std::string& banner() const { return banner_; }
   [[nodiscard]] int port() const { return port_; }
   [[nodiscard]] pid_t pid() const { return pid_; }
+  /// The read end of the child's stdout (after the banner line).
+  [[nodiscard]] int output_fd() const { return out_fd_; }
   /// True while the child has not exited.
   [[nodiscard]] bool running() const {
     if (pid_ <= 0 || reaped_) return false;

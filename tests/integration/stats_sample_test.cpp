@@ -1,0 +1,48 @@
+// The sample servers' statistics: SIGUSR1 prints the reactor's counters and one line per handler,
+// and --stats prints them once more at exit.
+#include <gtest/gtest.h>
+
+#include "sample_server_process.hpp"
+
+namespace sample_test {
+namespace {
+
+// Reads the child's stdout until `needle` has appeared `times` times, or the deadline passes.
+std::string read_until_count(int fd, const std::string& needle, int times,
+                             Clock::time_point deadline) {
+  std::string out;
+  auto count = [&] {
+    int n = 0;
+    for (auto at = out.find(needle); at != std::string::npos; at = out.find(needle, at + 1)) ++n;
+    return n;
+  };
+  while (count() < times) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, ms_left(deadline)) <= 0) break;
+    char buf[4096];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+TEST(SampleStats, Sigusr1AndExitPrintCountersAndHandlers) {
+  const std::string path = env("ECHO_SERVER");
+  if (path.empty()) GTEST_SKIP() << "ECHO_SERVER is not set (run the test through meson)";
+  SampleServer server(path, "epoll", {"--stats"});
+  ASSERT_GT(server.port(), 0) << server.banner();
+  ASSERT_EQ(::kill(server.pid(), SIGUSR1), 0);
+  const std::string first =
+      read_until_count(server.output_fd(), "reactor: backend=epoll", 1, Clock::now() + 10s);
+  EXPECT_NE(first.find("reactor: backend=epoll iterations="), std::string::npos) << first;
+  EXPECT_NE(first.find("signals=1"), std::string::npos) << first;
+  EXPECT_NE(first.find("interest=accept"), std::string::npos) << first;  // the acceptor's line
+  EXPECT_EQ(server.stop(SIGINT), 0);
+  const std::string rest =
+      read_until_count(server.output_fd(), "reactor: backend=epoll", 1, Clock::now() + 10s);
+  EXPECT_NE(rest.find("reactor: backend=epoll"), std::string::npos) << rest;  // the exit dump
+}
+
+}  // namespace
+}  // namespace sample_test
