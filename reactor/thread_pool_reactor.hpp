@@ -14,6 +14,9 @@
 // Destroying a handler: inside one of its own hooks (e.g. `delete this` in handle_close), or
 // from another thread after retire(handler) returned. Destroying a handler that is running on
 // another thread is undefined behaviour (its derived part would be gone while the hook runs).
+// Close a descriptor only after its registration ended (remove_handler, retire): until then the
+// leader may be changing the kernel's interest in it from another thread. So a handler that owns
+// its socket removes itself before `delete this` rather than relying on its destructor.
 #pragma once
 
 #include <atomic>

@@ -252,7 +252,8 @@ TEST_P(ThreadPoolReactorTest, HandleCloseExactlyOnceAlsoWhenRemovedFromAnotherTh
 // reach it (ASan reports the use-after-free otherwise).
 class SelfDeleting final : public EventHandler {
  public:
-  SelfDeleting(Gauge& deleted, std::atomic<int>& alive) : deleted_(deleted), alive_(alive) {
+  SelfDeleting(ThreadPoolReactor& r, Gauge& deleted, std::atomic<int>& alive)
+      : r_(r), deleted_(deleted), alive_(alive) {
     ++alive_;
   }
   ~SelfDeleting() override {
@@ -261,16 +262,24 @@ class SelfDeleting final : public EventHandler {
   }
   [[nodiscard]] Handle get_handle() const override { return pair.a.get(); }
   int handle_input(Handle) override {
-    delete this;  // withdraws the registration, the timer and the notifications
+    die();
     return 0;
   }
   int handle_timeout(TimePoint, const void*) override {
-    delete this;
+    die();
     return 0;
   }
   SocketPair pair;
 
  private:
+  void die() {
+    // The registration ends before the socket member closes: the leader may be updating the
+    // kernel's interest in that descriptor at this very moment. The destructor withdraws the
+    // timer and the queued notifications.
+    (void)r_.remove_handler(this, EventMask::all_io | EventMask::dont_call);
+    delete this;
+  }
+  ThreadPoolReactor& r_;
   Gauge& deleted_;
   std::atomic<int>& alive_;
 };
@@ -281,7 +290,7 @@ TEST_P(ThreadPoolReactorTest, HandlerDeletingItselfInAHookGetsNothingMore) {
   std::atomic<int> alive{0};
   std::vector<SelfDeleting*> hs;
   for (int i = 0; i < handlers; ++i) {
-    auto* h = new SelfDeleting(deleted, alive);
+    auto* h = new SelfDeleting(r(), deleted, alive);
     ASSERT_FALSE(r().register_handler(h, EventMask::read));
     ASSERT_TRUE(r().schedule_timer(h, nullptr, std::chrono::milliseconds(i % 3)));
     ASSERT_FALSE(r().notify(h, EventMask::read | EventMask::write));
