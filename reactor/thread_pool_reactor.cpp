@@ -6,7 +6,8 @@
 //   changes in pending_ and wake it, except on epoll, whose epoll_ctl is safe during a wait.
 // - A handle with an I/O job queued or running is out of the kernel's interest (queued), so one
 //   readiness never becomes two jobs; it is watched again when the job ends.
-// - busy_ holds every handler a thread is dispatching, with a token: after a hook returns, the
+// - busy_ holds every handler with work in the pool: one job in ready_ or running, the others
+//   parked in order. A running one has a token: after a hook returns, the
 //   code only touches the handler if its token is still there (the hook may have destroyed it),
 //   and only touches a registration whose serial is unchanged (it may have been replaced).
 // - A registration's events count only if it existed when the wait began (serial check), so a
@@ -14,6 +15,7 @@
 #include "reactor/thread_pool_reactor.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <string>
 
 #include "reactor/log.hpp"
@@ -86,14 +88,19 @@ ThreadPoolReactor::ThreadPoolReactor(std::unique_ptr<Demultiplexer> demux,
 
 ThreadPoolReactor::~ThreadPoolReactor() {
   Lock lock(mutex_);
+  // No thread runs now: every queued job comes out, and handlers count as idle again.
+  std::deque<Job> rest;
+  rest.swap(ready_);
+  for (auto& [handler, busy] : busy_) {
+    for (Job& job : busy.parked) rest.push_back(std::move(job));
+  }
+  busy_.clear();
   for (Handle h = 0; h < static_cast<Handle>(table_.size()); ++h) {
     if (find(h) != nullptr) remove_bits(lock, h, EventMask::all_io, true);
   }
   // handle_close calls that were waiting for a busy handler still owe their call; the rest
   // (notifications, posts, timers) are dropped.
-  while (!ready_.empty()) {
-    Job job = std::move(ready_.front());
-    ready_.pop_front();
+  for (Job& job : rest) {
     if (job.kind == JobKind::close) {
       call_close(lock, job.handler, job.handle, job.events);
     } else if (job.kind == JobKind::timer) {
@@ -216,8 +223,35 @@ void ThreadPoolReactor::end_registration(Handle handle) noexcept {
   sync(handle);
 }
 
-void ThreadPoolReactor::push_job(Job&& job) {
+// Queues a job behind the handler's earlier ones; true when it went to ready_ (runnable now).
+bool ThreadPoolReactor::enqueue(Job&& job) {
+  if (job.handler != nullptr) {
+    auto [it, fresh] = busy_.try_emplace(job.handler);
+    if (!fresh) {
+      it->second.parked.push_back(std::move(job));
+      return false;
+    }
+  }
   ready_.push_back(std::move(job));
+  return true;
+}
+
+// The handler's current job is over: its next one becomes runnable (behind the other handlers'
+// jobs, so one handler cannot starve the rest), or it leaves busy_.
+void ThreadPoolReactor::advance(EventHandler* handler) {
+  auto it = busy_.find(handler);
+  if (it == busy_.end()) return;
+  it->second.running = false;
+  if (it->second.parked.empty()) {
+    busy_.erase(it);
+    return;
+  }
+  ready_.push_back(std::move(it->second.parked.front()));
+  it->second.parked.pop_front();
+}
+
+void ThreadPoolReactor::push_job(Job&& job) {
+  if (!enqueue(std::move(job))) return;  // runs after the handler's current job
   if (idle_threads_ > 0) {
     followers_.notify_one();
   } else {
@@ -227,13 +261,16 @@ void ThreadPoolReactor::push_job(Job&& job) {
 
 std::uint64_t ThreadPoolReactor::begin_busy(EventHandler* handler) {
   const std::uint64_t token = next_token_++;
-  busy_[handler] = Busy{token, std::this_thread::get_id()};
+  Busy& b = busy_[handler];
+  b.running = true;
+  b.token = token;
+  b.thread = std::this_thread::get_id();
   return token;
 }
 
 void ThreadPoolReactor::end_busy(EventHandler* handler, std::uint64_t token) noexcept {
   auto it = busy_.find(handler);
-  if (it != busy_.end() && it->second.token == token) busy_.erase(it);
+  if (it != busy_.end() && it->second.token == token) advance(handler);
   if (retire_waiters_ > 0) idle_.notify_all();
   // Jobs this handler held back may be runnable now. A worker takes them itself when it loops;
   // another thread (remove_handler from outside the pool) must hand them to the pool.
@@ -323,7 +360,15 @@ void ThreadPoolReactor::forget_locked(EventHandler* handler) noexcept {
     it = ready_.erase(it);
   }
   // A running hook of this handler (the thread destroying it) must not touch it afterwards.
-  busy_.erase(handler);
+  if (auto it = busy_.find(handler); it != busy_.end()) {
+    for (const Job& job : it->second.parked) {
+      if (job.kind == JobKind::timer) {
+        firing_.erase(job.timer);
+        (void)timers_.finish_firing(job.timer, job.now, false);
+      }
+    }
+    busy_.erase(it);
+  }
   handler->registry_ = nullptr;
   handler->registrations_ = 0;
 }
@@ -334,7 +379,8 @@ void ThreadPoolReactor::forget_handler(EventHandler& handler) noexcept {
   // its hook to return at least keeps this reactor's own state consistent.
   auto running_elsewhere = [&] {
     auto it = busy_.find(&handler);
-    return it != busy_.end() && it->second.thread != std::this_thread::get_id();
+    return it != busy_.end() && it->second.running &&
+           it->second.thread != std::this_thread::get_id();
   };
   if (running_elsewhere()) {
     ++retire_waiters_;
@@ -492,7 +538,10 @@ std::error_code ThreadPoolReactor::retire(EventHandler* handler) {
   if (dispatching(handler)) return errc::reentrant_call;
   Lock lock(mutex_);
   ++retire_waiters_;
-  idle_.wait(lock, [&] { return !busy_.contains(handler); });
+  idle_.wait(lock, [&] {
+    auto it = busy_.find(handler);
+    return it == busy_.end() || !it->second.running;
+  });
   --retire_waiters_;
   if (handler->registry_ == this) forget_locked(handler);
   return {};
@@ -563,20 +612,19 @@ void ThreadPoolReactor::worker(Lock& lock) {
   tl_worker = saved;
 }
 
-// Takes the first job whose handler is not running anywhere, marking it busy. Jobs of a busy
-// handler stay in place, so each handler's jobs keep their order.
+// Takes the next runnable job: ready_ never holds a job of a running handler (see Busy).
 bool ThreadPoolReactor::take_job(Job& out) {
-  for (auto it = ready_.begin(); it != ready_.end(); ++it) {
-    if (it->handler != nullptr && busy_.contains(it->handler)) continue;
-    out = std::move(*it);
-    ready_.erase(it);
+  while (!ready_.empty()) {
+    out = std::move(ready_.front());
+    ready_.pop_front();
     if (out.kind == JobKind::timer) {
       auto f = firing_.find(out.timer);
       const bool cancelled = f == firing_.end() || f->second;
       if (cancelled) {
         if (f != firing_.end()) firing_.erase(f);
         release_ref(timers_.finish_firing(out.timer, out.now, false));
-        return take_job(out);
+        advance(out.handler);
+        continue;
       }
     }
     return true;
@@ -627,7 +675,7 @@ void ThreadPoolReactor::lead(Lock& lock) {
     job.handle = e.fd;
     job.serial = r->serial;
     job.events = e.events;
-    ready_.push_back(std::move(job));
+    (void)enqueue(std::move(job));
   }
   if (timers_.size() > 0) {
     const TimePoint now = Clock::now();
@@ -640,7 +688,7 @@ void ThreadPoolReactor::lead(Lock& lock) {
       job.arg = x.arg;
       job.now = now;
       firing_[x.id] = false;
-      ready_.push_back(std::move(job));
+      (void)enqueue(std::move(job));
     }
   }
   // Hand leadership on: one follower either leads next or takes a job.

@@ -147,9 +147,13 @@ class ThreadPoolReactor final : private HandlerRegistry {
     TimePoint now{};
     std::function<void()> work;
   };
+  // Present while a handler has work in the pool: exactly one of its jobs is in ready_ or
+  // running, the rest wait here in order. So no thread ever skips over a handler's jobs.
   struct Busy {
-    std::uint64_t token;
+    std::uint64_t token = 0;
     std::thread::id thread;
+    bool running = false;
+    std::deque<Job> parked;
   };
   using Lock = std::unique_lock<std::mutex>;
 
@@ -169,7 +173,9 @@ class ThreadPoolReactor final : private HandlerRegistry {
   void end_registration(Handle handle) noexcept;
   void remove_bits(Lock& lock, Handle handle, EventMask bits, bool call_close);
   void call_close(Lock& lock, EventHandler* handler, Handle handle, EventMask removed);
+  bool enqueue(Job&& job);
   void push_job(Job&& job);
+  void advance(EventHandler* handler);
 
   std::uint64_t begin_busy(EventHandler* handler);
   void end_busy(EventHandler* handler, std::uint64_t token) noexcept;
