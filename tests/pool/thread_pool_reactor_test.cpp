@@ -367,7 +367,7 @@ TEST_P(ThreadPoolReactorTest, ReusedDescriptorNeverGetsThePredecessorsEvent) {
 
 TEST_P(ThreadPoolReactorTest, NotifyAndPostFromManyThreadsDeliveredExactlyOnce) {
   constexpr int senders = 4;
-  constexpr int per_sender = 2000;
+  constexpr int per_sender = 1000;
   Gauge bytes;
   Gauge notes;
   Gauge ticks;
