@@ -459,20 +459,31 @@ TEST_P(ThreadPoolReactorTest, RetireWaitsForTheRunningHook) {
 }
 
 TEST_P(ThreadPoolReactorTest, CancelledTimerNeverFires) {
+  // Scheduled already due and cancelled inside the handler's own hook: the leader may have
+  // queued its expiry meanwhile, but it cannot run before the hook returns, nor after.
   struct Counter final : EventHandler {
+    ThreadPoolReactor* r = nullptr;
     std::atomic<int> fired{0};
+    std::atomic<int> cancel_errors{0};
+    Gauge hooks;
+    int handle_input(Handle) override {
+      for (int i = 0; i < 20; ++i) {
+        auto id = r->schedule_timer(this, nullptr, 0ms);
+        if (!id || r->cancel_timer(*id)) ++cancel_errors;
+      }
+      hooks.add();
+      return 0;
+    }
     int handle_timeout(TimePoint, const void*) override {
       ++fired;
       return 0;
     }
   };
   Counter c;
+  c.r = &r();
   Gauge flushed;
   Loop loop(r(), threads());
-  auto id = r().schedule_timer(&c, nullptr, 30ms);
-  ASSERT_TRUE(id);
-  ASSERT_FALSE(r().cancel_timer(*id));
-  Counter sentinel;
+  for (int i = 0; i < 20; ++i) ASSERT_FALSE(r().notify(&c, EventMask::read));
   struct Flag final : EventHandler {
     Gauge* g = nullptr;
     int handle_timeout(TimePoint, const void*) override {
@@ -482,9 +493,11 @@ TEST_P(ThreadPoolReactorTest, CancelledTimerNeverFires) {
   } flag;
   flag.g = &flushed;
   ASSERT_TRUE(r().schedule_timer(&flag, nullptr, 60ms));
+  ASSERT_TRUE(c.hooks.wait_at_least(20));
   ASSERT_TRUE(flushed.wait_at_least(1));
   ASSERT_TRUE(loop.stop());
   EXPECT_EQ(c.fired.load(), 0);
+  EXPECT_EQ(c.cancel_errors.load(), 0);
   EXPECT_EQ(r().timer_count(), 0U);
 }
 
