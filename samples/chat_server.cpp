@@ -3,13 +3,24 @@
 // queue may grow to a few hundred KiB; one that still does not read is disconnected, so a stalled
 // reader can neither grow the server's memory nor stall the room.
 //
-//   chat_server [--port N] [--backend select|poll|epoll]
+//   chat_server [--port N] [--backend NAME] [--threads N] [--stats]
 //
 // --port 0 picks a free port; the banner on stdout says which. SIGINT / SIGTERM exit with 0.
+//
+// --threads N > 1: a ReactorPool of N reactors, each with its own Room of the members it serves.
+// A line goes at once to the sender's own room and, batched per read, is posted to every other
+// reactor, which hands it to its members: no member is ever touched by a thread other than its
+// reactor's. Lines of one sender arrive everywhere in the order sent; lines of two senders on
+// different reactors may be seen in different orders by different members (there is no global
+// order across threads). Bytes posted to a reactor and not yet delivered are bounded: above
+// 1 MiB the sending clients stop being read until that reactor has caught up.
 #include <signal.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
-#include <cstdlib>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,27 +28,61 @@
 #include "handlers/acceptor.hpp"
 #include "handlers/stream_handler.hpp"
 #include "reactor/reactor.hpp"
+#include "reactor/reactor_pool.hpp"
+#include "sample_args.hpp"
 #include "sample_stats.hpp"
 
 namespace {
 
 using reactor::Buffer;
-using reactor::Reactor;
 using reactor::UniqueFd;
 
-class ChatClient;
+constexpr const char* program = "chat_server";
 
-// The members of the room; connections add and remove themselves.
+class ChatClient;
+class Room;
+
+// The rooms of a ReactorPool, one per reactor (index i belongs to pool.at(i)).
+struct Hub {
+  reactor::ReactorPool* pool = nullptr;
+  std::vector<std::unique_ptr<Room>> rooms;
+};
+
+// Undelivered bytes posted to one reactor: above the high mark the senders pause; when the
+// reactor has drained below the low mark it resumes them.
+constexpr std::size_t backlog_high = 1024 * 1024;
+constexpr std::size_t backlog_low = 256 * 1024;
+
+// The members served by one reactor; connections add and remove themselves. Everything but
+// backlog_ / pressure_ is used on that reactor's thread only.
 class Room {
  public:
+  // `hub` is null with one reactor: then there is nobody to post to.
+  explicit Room(Hub* hub = nullptr, std::size_t index = 0) : hub_(hub), index_(index) {}
+
   void join(ChatClient* c) { members_.push_back(c); }
-  void leave(ChatClient* c) { std::erase(members_, c); }
-  // Sends `line` to everyone but `from`.
+  void leave(ChatClient* c) {
+    std::erase(members_, c);
+    std::erase(held_, c);
+  }
+  // Sends `line` from `from` to every member here but `from`, and keeps a framed copy for the
+  // other reactors (sent by post_remote).
   void broadcast(const ChatClient* from, std::string_view line);
+  // Posts the lines `from` broadcast since the last call to every other reactor.
+  void post_remote(ChatClient* from);
   [[nodiscard]] std::size_t size() const { return members_.size(); }
 
  private:
+  void deliver_batch(const std::string& framed);
+  void resume_held();
+
+  Hub* hub_;
+  std::size_t index_;
   std::vector<ChatClient*> members_;
+  std::string outgoing_;                 // framed lines waiting for post_remote
+  std::vector<ChatClient*> held_;        // senders paused for another reactor's backlog
+  std::atomic<std::size_t> backlog_{0};  // bytes posted to this room, not yet delivered
+  std::atomic<bool> pressure_{false};    // some sender paused because of backlog_
 };
 
 // Per-connection limits: small enough that thousands of slow clients stay affordable.
@@ -53,7 +98,9 @@ reactor::StreamOptions chat_options() {
 // One chat participant. Owned by the framework; leaves the room in on_close, its last call.
 class ChatClient final : public reactor::StreamHandler {
  public:
-  ChatClient(Reactor& r, UniqueFd socket, Room& room, unsigned id)
+  // Any dispatcher StreamHandler accepts (a template, so no reactor type is named here).
+  template <class Loop>
+  ChatClient(Loop& r, UniqueFd socket, Room& room, unsigned id)
       : StreamHandler(r, std::move(socket), chat_options()),
         room_(room),
         prefix_("user" + std::to_string(id) + ": ") {}
@@ -79,6 +126,7 @@ class ChatClient final : public reactor::StreamHandler {
       used = nl + 1;
     }
     input.consume(used);  // a partial line waits for the rest
+    room_.post_remote(this);
   }
   void on_close(std::error_code /*reason*/) override { room_.leave(this); }
 
@@ -93,70 +141,165 @@ void Room::broadcast(const ChatClient* from, std::string_view line) {
   for (ChatClient* c : members_) {
     if (c != from && c->is_open()) c->deliver(from->prefix(), line);
   }
+  if (hub_ != nullptr) outgoing_.append(from->prefix()).append(line).append("\n");
 }
 
+void Room::post_remote(ChatClient* from) {
+  if (hub_ == nullptr || outgoing_.empty()) return;
+  // One immutable copy shared by every reactor it goes to.
+  auto framed = std::make_shared<const std::string>(std::move(outgoing_));
+  outgoing_.clear();
+  bool hold = false;
+  for (const auto& room : hub_->rooms) {
+    Room* other = room.get();
+    if (other == this) continue;
+    other->backlog_.fetch_add(framed->size());
+    (void)hub_->pool->post_to(other->index_, [other, framed] { other->deliver_batch(*framed); });
+    if (other->backlog_.load() > backlog_high) {
+      // Raise the flag first, then look again: if the backlog is still at or above the low mark,
+      // the decrement that takes it below happens after our flag and will see it (and resume
+      // us); if it is already below, nobody would resume us, so do not pause.
+      other->pressure_.store(true);
+      if (other->backlog_.load() >= backlog_low) hold = true;
+    }
+  }
+  if (hold && std::find(held_.begin(), held_.end(), from) == held_.end()) {
+    from->pause_reading();
+    held_.push_back(from);
+  }
+}
+
+void Room::deliver_batch(const std::string& framed) {
+  for (ChatClient* c : members_) {
+    if (c->is_open()) c->send(std::string_view(framed));
+  }
+  const std::size_t left = backlog_.fetch_sub(framed.size()) - framed.size();
+  if (left < backlog_low && pressure_.exchange(false)) {
+    // Whoever paused for us may be on any reactor: each resumes its own held senders.
+    for (const auto& room : hub_->rooms) {
+      Room* r = room.get();
+      (void)hub_->pool->post_to(r->index_, [r] { r->resume_held(); });
+    }
+  }
+}
+
+void Room::resume_held() {
+  std::vector<ChatClient*> held;
+  held.swap(held_);
+  for (ChatClient* c : held) c->resume_reading();
+}
+
+// Calls `stop` on SIGINT / SIGTERM: ends the one reactor's loop, or every loop of the pool.
 class Stopper final : public reactor::EventHandler {
  public:
-  explicit Stopper(Reactor& r) : reactor_(r) {}
+  explicit Stopper(std::function<void()> stop) : stop_(std::move(stop)) {}
   int handle_signal(int /*signum*/) override {
-    reactor_.end_event_loop();
+    stop_();
     return 0;
   }
 
  private:
-  Reactor& reactor_;
+  std::function<void()> stop_;
 };
+
+void print_banner(const reactor::SocketAddress& where, reactor::Backend backend,
+                  std::size_t threads) {
+  std::printf("%s listening on %s (backend %s)%s\n", program, where.to_string().c_str(),
+              std::string(reactor::backend_name(backend)).c_str(),
+              sample::threads_suffix(threads).c_str());
+  std::fflush(stdout);
+}
+
+int cannot_listen(const reactor::SocketAddress& address, std::error_code ec) {
+  std::fprintf(stderr, "%s: cannot listen on %s: %s\n", program, address.to_string().c_str(),
+               ec.message().c_str());
+  return 1;
+}
+
+// --threads 1: one Reactor and one Room on the main thread.
+int serve_single(const sample::ServerArgs& args) {
+  Room room;  // outlives the reactor, whose destruction closes the remaining clients
+  reactor::Reactor r(args.backend);
+  sample::StatsReporter stats(r, args.stats);
+  unsigned next_id = 1;
+  reactor::Acceptor<ChatClient> acceptor(
+      r, [&](auto& rr, UniqueFd socket, const reactor::SocketAddress&) {
+        return std::make_unique<ChatClient>(rr, std::move(socket), room, next_id++);
+      });
+  const auto address = reactor::SocketAddress::loopback_v4(args.port);
+  if (auto ec = acceptor.open(address)) return cannot_listen(address, ec);
+  Stopper stopper([&r] { r.end_event_loop(); });
+  (void)r.register_signal(SIGINT, &stopper);
+  (void)r.register_signal(SIGTERM, &stopper);
+  print_banner(acceptor.local_address(), r.backend(), 1);
+  if (auto ec = r.run_event_loop()) {
+    std::fprintf(stderr, "%s: %s\n", program, ec.message().c_str());
+    return 1;
+  }
+  acceptor.close();
+  return 0;
+}
+
+// --threads N > 1: a ReactorPool, one Room per reactor, one acceptor on reactor 0 handing each
+// client to the next reactor in turn (ReactorPool::hand_off). Why one acceptor rather than one
+// SO_REUSEPORT listener per reactor: chat connections are few and long-lived, so the extra post
+// per connection costs nothing, and round-robin spreads even two or three members over the
+// reactors (the kernel's hash does not), which is what makes the cross-reactor path the normal
+// one. User numbers come from one atomic counter.
+int serve_pool(const sample::ServerArgs& args) {
+  Hub hub;  // outlives the pool: the reactors' destruction closes clients, which leave rooms
+  reactor::ReactorOptions options;
+  options.backend = args.backend;
+  reactor::ReactorPool pool(args.threads, options);
+  hub.pool = &pool;
+  for (std::size_t i = 0; i < pool.size(); ++i)
+    hub.rooms.push_back(std::make_unique<Room>(&hub, i));
+  std::atomic<unsigned> next_id{1};
+  // The factory runs on the reactor the client was handed to; `r` is that reactor.
+  auto make = [&](auto& r, UniqueFd socket, const reactor::SocketAddress&) {
+    std::size_t i = 0;
+    while (&pool.at(i) != &r) ++i;
+    return std::make_unique<ChatClient>(r, std::move(socket), *hub.rooms[i], next_id.fetch_add(1));
+  };
+  reactor::Acceptor<ChatClient> acceptor(pool.at(0), pool.hand_off<ChatClient>(make));
+  const auto address = reactor::SocketAddress::loopback_v4(args.port);
+  if (auto ec = acceptor.open(address)) return cannot_listen(address, ec);
+  std::vector<std::unique_ptr<sample::StatsReporter<reactor::Reactor>>> stats;
+  for (std::size_t i = 0; i < pool.size(); ++i) {
+    stats.push_back(std::make_unique<sample::StatsReporter<reactor::Reactor>>(
+        pool.at(i), args.stats,
+        "[reactor " + std::to_string(i) + "/" + std::to_string(pool.size()) + "]"));
+  }
+  Stopper stopper([&pool] { pool.end_event_loop(); });
+  (void)pool.at(0).register_signal(SIGINT, &stopper);
+  (void)pool.at(0).register_signal(SIGTERM, &stopper);
+  // The banner comes from the last reactor's thread once it runs: by then every thread of the
+  // pool exists and every signal is watched.
+  (void)pool.post_to(pool.size() - 1,
+                     [where = acceptor.local_address(), backend = pool.at(0).backend(),
+                      n = pool.size()] { print_banner(where, backend, n); });
+  (void)pool.run();  // reactor 0 on this thread, the others on their own; joins them all
+  acceptor.close();
+  for (auto& s : stats) s->finish();  // in reactor order
+  if (auto ec = pool.first_error()) {
+    std::fprintf(stderr, "%s: %s\n", program, ec.message().c_str());
+    return 1;
+  }
+  return 0;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool show_stats = sample::take_stats_flag(argc, argv);
-  int port = 7001;
-  reactor::Backend backend = reactor::Backend::best;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string_view flag = argv[i];
-    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
-    char* end = nullptr;
-    if (value != nullptr && flag == "--port" &&
-        (port = static_cast<int>(std::strtol(value, &end, 10)), *end == '\0') && port >= 0 &&
-        port <= 65535) {
-      continue;
-    }
-    if (value != nullptr && flag == "--backend" && !reactor::parse_backend(value, backend))
-      continue;
-    std::fprintf(stderr, "usage: %s [--port N] [--backend select|poll|epoll]\n", argv[0]);
-    return 2;
-  }
-  Room room;  // outlives the reactor, whose destruction closes the remaining clients
+  sample::ServerArgs args{.port = 7001};
+  sample::ArgParser parser(program,
+                           "A line-based chat room: every line goes to every other client.");
+  sample::add_server_flags(parser, args);
+  if (auto status = parser.parse(argc, argv)) return *status;
   try {
-    Reactor r(backend);
-    sample::StatsReporter stats(r, show_stats);
-    unsigned next_id = 1;
-    reactor::Acceptor<ChatClient> acceptor(
-        r, [&](Reactor& rr, UniqueFd socket, const reactor::SocketAddress&) {
-          return std::make_unique<ChatClient>(rr, std::move(socket), room, next_id++);
-        });
-    const auto address = reactor::SocketAddress::loopback_v4(static_cast<std::uint16_t>(port));
-    if (auto ec = acceptor.open(address)) {
-      std::fprintf(stderr, "chat_server: cannot listen on %s: %s\n", address.to_string().c_str(),
-                   ec.message().c_str());
-      return 1;
-    }
-    Stopper stopper(r);
-    (void)r.register_signal(SIGINT, &stopper);
-    (void)r.register_signal(SIGTERM, &stopper);
-    std::printf("chat_server listening on %s (backend %s)\n",
-                acceptor.local_address().to_string().c_str(),
-                std::string(reactor::backend_name(r.backend())).c_str());
-    std::fflush(stdout);
-    if (auto ec = r.run_event_loop()) {
-      std::fprintf(stderr, "chat_server: %s\n", ec.message().c_str());
-      return 1;
-    }
-    acceptor.close();
+    return args.threads == 1 ? serve_single(args) : serve_pool(args);
   } catch (const std::system_error& e) {
-    std::fprintf(stderr, "chat_server: %s\n", e.what());
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
     return 1;
   }
-  return 0;
 }

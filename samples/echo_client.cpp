@@ -3,12 +3,11 @@
 // Exits 0 when everything matched, 1 on a mismatch, a connection error or the time limit.
 //
 //   echo_client [--host 127.0.0.1] [--port N] [--connections N] [--messages M] [--size BYTES]
-//               [--timeout SECONDS] [--backend select|poll|epoll]
+//               [--timeout SECONDS] [--backend NAME]
 #include <signal.h>
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <random>
 #include <string>
@@ -17,6 +16,7 @@
 #include "handlers/connector.hpp"
 #include "handlers/stream_handler.hpp"
 #include "reactor/reactor.hpp"
+#include "sample_args.hpp"
 
 namespace {
 
@@ -105,35 +105,16 @@ int main(int argc, char** argv) {
   std::string host = "127.0.0.1";
   long port = 7000, connections = 10, messages = 100, size = 1024, timeout_s = 30;
   reactor::Backend backend = reactor::Backend::best;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string_view flag = argv[i];
-    const char* value = i + 1 < argc ? argv[i + 1] : "";
-    bool ok = i + 1 < argc;
-    if (flag == "--host")
-      host = value;
-    else if (flag == "--port")
-      port = std::atol(value);
-    else if (flag == "--connections")
-      connections = std::atol(value);
-    else if (flag == "--messages")
-      messages = std::atol(value);
-    else if (flag == "--size")
-      size = std::atol(value);
-    else if (flag == "--timeout")
-      timeout_s = std::atol(value);
-    else if (flag == "--backend")
-      ok = ok && !reactor::parse_backend(value, backend);
-    else
-      ok = false;
-    if (!ok || port <= 0 || port > 65535 || connections <= 0 || messages < 0 || size <= 0 ||
-        timeout_s <= 0) {
-      std::fprintf(stderr,
-                   "usage: %s [--host H] [--port N] [--connections N] [--messages M] "
-                   "[--size BYTES] [--timeout S] [--backend select|poll|epoll]\n",
-                   argv[0]);
-      return 2;
-    }
-  }
+  sample::ArgParser parser("echo_client",
+                           "Sends random messages over N connections and checks every echo.");
+  parser.text("--host", host, "ADDRESS", "server address (default 127.0.0.1)")
+      .integer("--port", port, 1, 65535, "N", "server port (default 7000)")
+      .integer("--connections", connections, 1, 1000000, "N", "connections (default 10)")
+      .integer("--messages", messages, 0, 1000000000, "M", "messages per connection (default 100)")
+      .integer("--size", size, 1, 64 << 20, "BYTES", "bytes per message (default 1024)")
+      .integer("--timeout", timeout_s, 1, 86400, "SECONDS", "give up after this long (default 30)")
+      .backend(backend);
+  if (auto status = parser.parse(argc, argv)) return *status;
   const std::string where = host.find(':') != std::string::npos
                                 ? "[" + host + "]:" + std::to_string(port)
                                 : host + ":" + std::to_string(port);

@@ -1,8 +1,12 @@
-// chat_server as a whole program, on select, poll and epoll: the banner, lines from real clients
-// (nc, socat) broadcast to the others, no echo to the sender, clean exit on SIGINT, and a client
-// that never reads being cut off instead of growing the server's memory.
+// chat_server as a whole program, on select, poll and epoll, each with one thread and with
+// --threads 2 (a ReactorPool handing clients to the reactors in turn): the banner, lines from real
+// clients (nc, socat) broadcast to the others, no echo to the sender, members on different
+// reactors hearing each other, clean exit on SIGINT, and clients that never read (on the
+// talker's reactor and on another) being cut off instead of growing the server's memory.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <memory>
 #include <regex>
 
 #include "sample_server_process.hpp"
@@ -10,9 +14,16 @@
 namespace sample_test {
 namespace {
 
-class ChatSample : public ::testing::TestWithParam<std::string> {
+class ChatSample : public ::testing::TestWithParam<ServerConfig> {
  protected:
   std::string server_path() const { return env("CHAT_SERVER"); }
+  const std::string& backend() const { return GetParam().backend; }
+  // The server under test, with `extra` arguments after the configuration's own.
+  std::unique_ptr<SampleServer> start(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> args = GetParam().extra_args();
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<SampleServer>(server_path(), backend(), args);
+  }
 };
 
 // Receives until `text` has arrived (bounded).
@@ -22,17 +33,21 @@ std::string wait_for(Client& c, const std::string& text) {
 }
 
 TEST_P(ChatSample, LinesFromRealClientsReachEveryoneElse) {
-  SampleServer server(server_path(), GetParam());
+  auto server_ptr = start();
+  SampleServer& server = *server_ptr;
   ASSERT_GT(server.port(), 0) << server.banner();
   EXPECT_TRUE(std::regex_match(server.banner(),
                                std::regex("chat_server listening on 127\\.0\\.0\\.1:[0-9]+ "
                                           "\\(backend " +
-                                          GetParam() + "\\)")))
+                                          backend() + "\\)" + GetParam().banner_suffix())))
       << server.banner();
+  // One after the other: with several reactors, user numbers follow the order in which the
+  // reactors took their clients over, which is the connection order only when they wait.
   Client a(server.port());
-  Client b(server.port());
-  ASSERT_TRUE(a.connected() && b.connected());
+  ASSERT_TRUE(a.connected());
   EXPECT_NE(wait_for(a, "welcome user1\n").find("welcome user1\n"), std::string::npos);
+  Client b(server.port());
+  ASSERT_TRUE(b.connected());
   EXPECT_NE(wait_for(b, "welcome user2\n").find("welcome user2\n"), std::string::npos);
   const std::string port = std::to_string(server.port());
   auto nc = run({"nc", "-N", "127.0.0.1", port}, 10s, "hello from nc\n");
@@ -56,17 +71,25 @@ TEST_P(ChatSample, LinesFromRealClientsReachEveryoneElse) {
 }
 
 TEST_P(ChatSample, ClientThatNeverReadsIsCutOffAndMemoryStaysBounded) {
-  SampleServer server(server_path(), GetParam());
+  auto server_ptr = start();
+  SampleServer& server = *server_ptr;
   ASSERT_GT(server.port(), 0);
   const long rss_before = server.rss_kib();
-  // The slow client: connected, never reads.
-  const int slow = connect_nonblocking(server.port());
-  ASSERT_GE(slow, 0);
+  // Two slow clients: connected, never read. With two reactors taking clients in turn, slow 1
+  // and the talker share reactor 0 and the reader and slow 2 are on reactor 1, so the talker's
+  // lines reach slow 2 and the reader through the other reactor.
+  Client slow1(server.port());
+  ASSERT_TRUE(slow1.connected());
+  wait_for(slow1, "welcome");
   Client reader(server.port());
-  Client talker(server.port());
-  ASSERT_TRUE(reader.connected() && talker.connected());
+  ASSERT_TRUE(reader.connected());
   wait_for(reader, "welcome");
+  Client talker(server.port());
+  ASSERT_TRUE(talker.connected());
   wait_for(talker, "welcome");
+  Client slow2(server.port());
+  ASSERT_TRUE(slow2.connected());
+  wait_for(slow2, "welcome");
   // The talker sends 16 MiB of lines; the reader keeps up; the slow one does not read at all.
   const std::string line = std::string(1000, 'c') + "\n";
   std::string batch;
@@ -91,25 +114,17 @@ TEST_P(ChatSample, ClientThatNeverReadsIsCutOffAndMemoryStaysBounded) {
           .size();
   EXPECT_EQ(received, expected);
   const long rss_after = server.rss_kib();
-  // The slow client was disconnected: reading its socket ends in EOF or a reset.
-  std::string drained;
-  bool ended = false;
-  const auto deadline = Clock::now() + 10s;
-  char buf[65536];
-  while (!ended && Clock::now() < deadline) {
-    pollfd p{slow, POLLIN, 0};
-    if (::poll(&p, 1, ms_left(deadline)) <= 0) break;
-    const ssize_t n = ::recv(slow, buf, sizeof buf, 0);
-    if (n > 0) drained.append(buf, static_cast<std::size_t>(n));
-    ended = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+  // The slow clients were disconnected: reading their sockets ends in EOF or a reset.
+  for (Client* slow : {&slow1, &slow2}) {
+    const std::string drained = slow->receive_all(10s);
+    std::printf(
+        "[ measure  ] %s: talker sent %zu KiB; slow client %d got %zu KiB before being cut "
+        "off; server RSS %ld -> %ld KiB\n",
+        config_name(GetParam()).c_str(), expected / 1024, slow == &slow1 ? 1 : 2,
+        drained.size() / 1024, rss_before, rss_after);
+    EXPECT_TRUE(slow->eof());
+    EXPECT_LT(drained.size(), expected);  // it missed what came after it was cut off
   }
-  ::close(slow);
-  std::printf(
-      "[ measure  ] %s: talker sent %zu KiB; slow client got %zu KiB before being cut "
-      "off; server RSS %ld -> %ld KiB\n",
-      GetParam().c_str(), expected / 1024, drained.size() / 1024, rss_before, rss_after);
-  EXPECT_TRUE(ended);
-  EXPECT_LT(drained.size(), expected);  // it missed what came after it was cut off
   if (!sanitized) {
     EXPECT_LT(rss_after - rss_before, 16 * 1024);
   }
@@ -119,8 +134,74 @@ TEST_P(ChatSample, ClientThatNeverReadsIsCutOffAndMemoryStaysBounded) {
   EXPECT_EQ(server.stop(SIGTERM), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ChatSample, ::testing::ValuesIn(backends),
-                         [](const auto& info) { return info.param; });
+// One chat member with everything it has received so far.
+struct Member {
+  explicit Member(int port) : client(port) {}
+  // Waits (bounded) until `text` has arrived since the start; true if it has.
+  bool heard(const std::string& text) {
+    if (seen.find(text) != std::string::npos) return true;
+    seen += client.receive_until(
+        [&](const std::string& got) { return (seen + got).find(text) != std::string::npos; });
+    return seen.find(text) != std::string::npos;
+  }
+  Client client;
+  std::string seen;
+};
+
+TEST_P(ChatSample, MembersOnEveryReactorHearEachOtherAndStatsShowWhereTheyAre) {
+  auto server_ptr = start({"--stats"});
+  SampleServer& server = *server_ptr;
+  ASSERT_GT(server.port(), 0) << server.banner();
+  const int threads = GetParam().threads;
+  // Four members, each connected after the previous one was welcomed: clients are handed to the
+  // reactors in turn, so with two reactors users 1 and 3 are on reactor 0, users 2 and 4 on 1.
+  const int n = 4;
+  std::vector<std::unique_ptr<Member>> members;
+  for (int i = 1; i <= n; ++i) {
+    members.push_back(std::make_unique<Member>(server.port()));
+    ASSERT_TRUE(members.back()->client.connected());
+    ASSERT_TRUE(members.back()->heard("welcome user" + std::to_string(i) + "\n"))
+        << members.back()->seen;
+  }
+  // Everyone talks; everyone else hears it, whichever reactor serves the speaker.
+  for (int i = 1; i <= n; ++i) {
+    ASSERT_TRUE(members[i - 1]->client.send("line " + std::to_string(i) + " from its member\n"));
+  }
+  for (int i = 1; i <= n; ++i) {
+    for (int j = 1; j <= n; ++j) {
+      if (j == i) continue;
+      const std::string line =
+          "user" + std::to_string(i) + ": line " + std::to_string(i) + " from its member\n";
+      ASSERT_TRUE(members[j - 1]->heard(line))
+          << "user" << j << " missed: " << line << "it heard:\n"
+          << members[j - 1]->seen;
+    }
+  }
+  // Nobody hears their own line: a last line from user 1 is what user 2 waits for, and by then
+  // every earlier line (their own included, had it been sent) reached everyone else.
+  ASSERT_TRUE(members[0]->client.send("last\n"));
+  for (int j = 2; j <= n; ++j) ASSERT_TRUE(members[j - 1]->heard("user1: last\n"));
+  ASSERT_TRUE(members[1]->client.send("reply\n"));
+  ASSERT_TRUE(members[0]->heard("user2: reply\n"));
+  for (int i = 1; i <= n; ++i) {
+    EXPECT_EQ(count_of(members[i - 1]->seen, "user" + std::to_string(i) + ":"), 0)
+        << "user" << i << " heard its own line:\n"
+        << members[i - 1]->seen;
+  }
+  // The exit dump (--stats) lists each reactor's members.
+  EXPECT_EQ(server.stop(SIGINT), 0);
+  const auto blocks =
+      reactor_blocks(read_until_eof(server.output_fd(), Clock::now() + 10s), threads);
+  ASSERT_EQ(static_cast<int>(blocks.size()), threads);
+  for (int r = 0; r < threads; ++r) {
+    EXPECT_EQ(count_of(blocks[static_cast<std::size_t>(r)], "::ChatClient interest="), n / threads)
+        << "reactor " << r << ":\n"
+        << blocks[static_cast<std::size_t>(r)];
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ChatSample, ::testing::ValuesIn(server_configs({1, 2})),
+                         [](const auto& info) { return config_name(info.param); });
 
 }  // namespace
 }  // namespace sample_test

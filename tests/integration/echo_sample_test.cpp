@@ -1,9 +1,13 @@
-// echo_server and echo_client as whole programs, on select, poll and epoll: the banner, real
-// clients (nc, socat, echo_client), clean exit on SIGINT / SIGTERM, byte-exact echo for 1,000
-// concurrent connections, a burst of peer resets, bounded memory with a reader that never reads,
-// and descriptor exhaustion (a lowered RLIMIT_NOFILE) from which the server recovers.
+// echo_server and echo_client as whole programs, on select, poll and epoll, each with one thread
+// (one Reactor) and with --threads 2 (a ReactorPool, one SO_REUSEPORT listener per reactor): the
+// banner, real clients (nc, socat, echo_client), clean exit on SIGINT / SIGTERM, byte-exact echo
+// for 1,000 concurrent connections, connections spread over every reactor, a burst of peer
+// resets, bounded memory with a reader that never reads, and descriptor exhaustion (a lowered
+// RLIMIT_NOFILE) from which the server recovers.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <memory>
 #include <regex>
 
 #include "sample_server_process.hpp"
@@ -11,10 +15,17 @@
 namespace sample_test {
 namespace {
 
-class EchoSample : public ::testing::TestWithParam<std::string> {
+class EchoSample : public ::testing::TestWithParam<ServerConfig> {
  protected:
   std::string server_path() const { return env("ECHO_SERVER"); }
   std::string client_path() const { return env("ECHO_CLIENT"); }
+  const std::string& backend() const { return GetParam().backend; }
+  // The server under test, with `extra` arguments after the configuration's own.
+  std::unique_ptr<SampleServer> start(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> args = GetParam().extra_args();
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<SampleServer>(server_path(), backend(), args);
+  }
 };
 
 // Drives `fds` (non-blocking, one payload each) until every echo is complete, or the deadline.
@@ -64,12 +75,13 @@ int pump_all(const std::vector<int>& fds, const std::vector<std::string>& out,
 }
 
 TEST_P(EchoSample, BannerRealClientsAndCleanExitOnSigterm) {
-  SampleServer server(server_path(), GetParam());
+  auto server_ptr = start();
+  SampleServer& server = *server_ptr;
   ASSERT_GT(server.port(), 0) << "banner: " << server.banner();
   EXPECT_TRUE(std::regex_match(server.banner(),
                                std::regex("echo_server listening on 127\\.0\\.0\\.1:[0-9]+ "
                                           "\\(backend " +
-                                          GetParam() + "\\)")))
+                                          backend() + "\\)" + GetParam().banner_suffix())))
       << server.banner();
   const std::string port = std::to_string(server.port());
   auto nc = run({"nc", "-N", "127.0.0.1", port}, 10s, "hello over nc\n");
@@ -82,12 +94,13 @@ TEST_P(EchoSample, BannerRealClientsAndCleanExitOnSigterm) {
 }
 
 TEST_P(EchoSample, EchoClientVerifiesEveryEchoAndServerExitsOnSigint) {
-  SampleServer server(server_path(), GetParam());
+  auto server_ptr = start();
+  SampleServer& server = *server_ptr;
   ASSERT_GT(server.port(), 0) << "banner: " << server.banner();
   const int messages = sanitized ? 20 : 100;
   auto client =
       run({client_path(), "--port", std::to_string(server.port()), "--connections", "50",
-           "--messages", std::to_string(messages), "--size", "3000", "--backend", GetParam()},
+           "--messages", std::to_string(messages), "--size", "3000", "--backend", backend()},
           30s);
   EXPECT_EQ(client.exit_code, 0) << client.output;
   EXPECT_NE(client.output.find("0 failed, 0 mismatched"), std::string::npos) << client.output;
@@ -99,7 +112,8 @@ TEST_P(EchoSample, EchoClientFailsAgainstAServerThatIsNotThere) {
   // A port nobody listens on: the client must say so and exit non-zero (its check can fail).
   int port = 0;
   {
-    SampleServer server(server_path(), GetParam());
+    auto server_ptr = start();
+    SampleServer& server = *server_ptr;
     port = server.port();
     ASSERT_GT(port, 0);
     ASSERT_EQ(server.stop(SIGTERM), 0);
@@ -113,7 +127,8 @@ TEST_P(EchoSample, EchoClientFailsAgainstAServerThatIsNotThere) {
 
 TEST_P(EchoSample, ThousandConcurrentConnectionsGetEveryByteBackInOrder) {
   raise_fd_limit();
-  SampleServer server(server_path(), GetParam());
+  auto server_ptr = start();
+  SampleServer& server = *server_ptr;
   ASSERT_GT(server.port(), 0);
   const int n = 1000;
   const std::size_t max_size = sanitized ? 4096 : 32768;
@@ -135,7 +150,8 @@ TEST_P(EchoSample, ThousandConcurrentConnectionsGetEveryByteBackInOrder) {
 }
 
 TEST_P(EchoSample, BurstOfPeerResetsLeavesTheServerServing) {
-  SampleServer server(server_path(), GetParam());
+  auto server_ptr = start();
+  SampleServer& server = *server_ptr;
   ASSERT_GT(server.port(), 0);
   for (int round = 0; round < 4; ++round) {
     std::vector<int> fds;
@@ -164,7 +180,8 @@ TEST_P(EchoSample, BurstOfPeerResetsLeavesTheServerServing) {
 }
 
 TEST_P(EchoSample, ReaderThatNeverReadsCannotGrowServerMemory) {
-  SampleServer server(server_path(), GetParam());
+  auto server_ptr = start();
+  SampleServer& server = *server_ptr;
   ASSERT_GT(server.port(), 0);
   const long rss_before = server.rss_kib();
   const int fd = connect_nonblocking(server.port());
@@ -189,7 +206,7 @@ TEST_P(EchoSample, ReaderThatNeverReadsCannotGrowServerMemory) {
   std::printf(
       "[ measure  ] %s: client pushed %zu KiB before the server stopped reading; "
       "server RSS %ld -> %ld KiB\n",
-      GetParam().c_str(), sent / 1024, rss_before, rss_after);
+      config_name(GetParam()).c_str(), sent / 1024, rss_before, rss_after);
   // Socket buffers on both sides plus the 1 MiB high watermark: a few MiB at most. An
   // unbounded server would have taken everything we offered for as long as we offered it.
   EXPECT_LT(sent, 64U * 1024 * 1024);
@@ -198,7 +215,8 @@ TEST_P(EchoSample, ReaderThatNeverReadsCannotGrowServerMemory) {
 }
 
 TEST_P(EchoSample, DescriptorExhaustionBacksOffWithoutSpinningThenServesAgain) {
-  SampleServer server(server_path(), GetParam(), {"--max-fds", "32"});
+  auto server_ptr = start({"--max-fds", "32"});
+  SampleServer& server = *server_ptr;
   ASSERT_GT(server.port(), 0) << server.banner();
   const int n = 60;  // more than the server can hold open at once
   std::vector<int> fds;
@@ -246,7 +264,7 @@ TEST_P(EchoSample, DescriptorExhaustionBacksOffWithoutSpinningThenServesAgain) {
   std::printf(
       "[ measure  ] %s: %ld of %d served under a 32-fd limit; server CPU %ld ticks "
       "(of %ld per second) in 1.5 s\n",
-      GetParam().c_str(), static_cast<long>(served_while_exhausted), n, cpu_used,
+      config_name(GetParam()).c_str(), static_cast<long>(served_while_exhausted), n, cpu_used,
       ::sysconf(_SC_CLK_TCK));
   EXPECT_GT(served_while_exhausted, 0);
   EXPECT_LT(served_while_exhausted, n);             // the limit really was hit
@@ -270,8 +288,42 @@ TEST_P(EchoSample, DescriptorExhaustionBacksOffWithoutSpinningThenServesAgain) {
   EXPECT_EQ(server.stop(SIGTERM), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, EchoSample, ::testing::ValuesIn(backends),
-                         [](const auto& info) { return info.param; });
+TEST_P(EchoSample, ConnectionsSpreadOverEveryReactorAndStatsListThemAtExit) {
+  // With one SO_REUSEPORT listener per reactor the kernel spreads connections by a hash of the
+  // peer's port: 32 connections all landing on one of two reactors has odds of 1 in 2^31.
+  auto server_ptr = start({"--stats"});
+  SampleServer& server = *server_ptr;
+  ASSERT_GT(server.port(), 0) << server.banner();
+  const int n = 32;
+  std::vector<int> fds;
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) {
+    const int fd = connect_nonblocking(server.port());
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+    out.push_back(random_payload(100, static_cast<std::uint32_t>(i + 1)));
+  }
+  // Every connection echoed: every one has been accepted and is registered with its reactor.
+  EXPECT_EQ(pump_all(fds, out, 20s), n);
+  // Stop with the clients still connected: the exit dump lists every connection's handler.
+  EXPECT_EQ(server.stop(SIGTERM), 0);
+  for (int fd : fds) ::close(fd);
+  const std::string dump = read_until_eof(server.output_fd(), Clock::now() + 10s);
+  const auto blocks = reactor_blocks(dump, GetParam().threads);
+  int total = 0;
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const int here = count_of(blocks[i], "::EchoConnection interest=");
+    std::printf("[ measure  ] %s: reactor %zu served %d of %d connections\n",
+                config_name(GetParam()).c_str(), i, here, n);
+    EXPECT_NE(blocks[i].find("reactor: backend=" + backend()), std::string::npos) << dump;
+    EXPECT_GT(here, 0) << "reactor " << i << " got no connection:\n" << dump;
+    total += here;
+  }
+  EXPECT_EQ(total, n) << dump;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EchoSample, ::testing::ValuesIn(server_configs({1, 2})),
+                         [](const auto& info) { return config_name(info.param); });
 
 }  // namespace
 }  // namespace sample_test

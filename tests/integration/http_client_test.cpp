@@ -1,5 +1,6 @@
 // http_server against real clients: curl (paths, HEAD, POST, keep-alive reuse) and a short
-// bounded wrk run, on each of select, poll and epoll. Also: the banner, and exit 0 on signals.
+// bounded wrk run, on each of select, poll and epoll, with one thread and with --threads 2 (a
+// ReactorPool, one SO_REUSEPORT listener per reactor). Also: the banner, and exit 0 on signals.
 #include <gtest/gtest.h>
 
 #include <iostream>
@@ -11,11 +12,12 @@ namespace {
 
 using namespace sample_test;
 
-class HttpClient : public ::testing::TestWithParam<std::string> {
+class HttpClient : public ::testing::TestWithParam<ServerConfig> {
  protected:
   void SetUp() override {
     ASSERT_FALSE(env("HTTP_SERVER").empty()) << "meson sets HTTP_SERVER to the binary";
-    server_ = std::make_unique<ServerProcess>(env("HTTP_SERVER"), GetParam());
+    server_ = std::make_unique<ServerProcess>(env("HTTP_SERVER"), GetParam().backend,
+                                              GetParam().extra_args());
     ASSERT_NE(server_->port(), 0) << "no banner";
     base_ = "http://127.0.0.1:" + std::to_string(server_->port());
   }
@@ -31,7 +33,7 @@ class HttpClient : public ::testing::TestWithParam<std::string> {
 TEST_P(HttpClient, BannerHasTheExactForm) {
   EXPECT_EQ(server_->banner(),
             "http_server listening on 127.0.0.1:" + std::to_string(server_->port()) + " (backend " +
-                GetParam() + ")");
+                GetParam().backend + ")" + GetParam().banner_suffix());
 }
 
 TEST_P(HttpClient, CurlGetsTheFixedPaths) {
@@ -82,7 +84,7 @@ TEST_P(HttpClient, BoundedWrkRunHasNoErrors) {
   const std::string duration = sanitized ? "1s" : "2s";
   if (sanitized) std::cout << "[ NOTE ] sanitizer build: wrk run shortened to " << duration << "\n";
   const auto r = run({"wrk", "-t1", "-c8", "-d" + duration, "--timeout", "5s", base_ + "/"}, 30s);
-  std::cout << "[ wrk " << GetParam() << " ]\n" << r.output << std::flush;
+  std::cout << "[ wrk " << config_name(GetParam()) << " ]\n" << r.output << std::flush;
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto at = r.output.find(" requests in ");
   ASSERT_NE(at, std::string::npos) << r.output;
@@ -111,7 +113,7 @@ TEST_P(HttpClient, ExitsZeroOnSigintWithAnOpenConnection) {
   EXPECT_EQ(server_->stop(SIGINT), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, HttpClient, ::testing::ValuesIn(backends),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Backends, HttpClient, ::testing::ValuesIn(server_configs({1, 2})),
+                         [](const auto& info) { return config_name(info.param); });
 
 }  // namespace

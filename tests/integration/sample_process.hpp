@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -164,9 +165,12 @@ inline RunResult run(const std::vector<std::string>& argv, std::chrono::millisec
 /// A sample server running as a child process; killed and reaped on destruction.
 class ServerProcess {
  public:
-  /// Starts `path --port 0 --backend <backend>` and reads its banner (bounded).
-  ServerProcess(const std::string& path, const std::string& backend) {
-    pid_ = spawn({path, "--port", "0", "--backend", backend}, out_fd_, nullptr, false);
+  /// Starts `path --port 0 --backend <backend> extra...` and reads its banner (bounded).
+  ServerProcess(const std::string& path, const std::string& backend,
+                const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {path, "--port", "0", "--backend", backend};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    pid_ = spawn(argv, out_fd_, nullptr, false);
     if (pid_ < 0) return;
     pidfd_ = open_pidfd(pid_);
     const auto deadline = Clock::now() + 10s;
@@ -288,6 +292,38 @@ class Client {
 
 /// The backends every sample is tested on.
 inline const std::vector<std::string> backends = {"select", "poll", "epoll"};
+
+/// One way to run a sample server: a backend and a thread count (--threads; 1 is the default,
+/// a single Reactor on the main thread, and is then not passed at all).
+struct ServerConfig {
+  std::string backend;
+  int threads = 1;
+
+  /// The arguments after --backend: {"--threads", "N"} for N > 1, else none.
+  [[nodiscard]] std::vector<std::string> extra_args() const {
+    if (threads == 1) return {};
+    return {"--threads", std::to_string(threads)};
+  }
+  /// What the banner adds after "(backend B)": nothing for one thread, else " with N threads".
+  [[nodiscard]] std::string banner_suffix() const {
+    return threads == 1 ? std::string() : " with " + std::to_string(threads) + " threads";
+  }
+};
+
+/// Every backend with each of `thread_counts`.
+inline std::vector<ServerConfig> server_configs(std::initializer_list<int> thread_counts) {
+  std::vector<ServerConfig> out;
+  for (int t : thread_counts) {
+    for (const auto& b : backends) out.push_back({b, t});
+  }
+  return out;
+}
+
+/// Test-name suffix: "epoll" for one thread (the names the tests had before --threads), else
+/// "epoll_2threads".
+inline std::string config_name(const ServerConfig& c) {
+  return c.threads == 1 ? c.backend : c.backend + "_" + std::to_string(c.threads) + "threads";
+}
 
 /// The environment variable `name`, or empty.
 inline std::string env(const char* name) {

@@ -123,6 +123,45 @@ inline void raise_fd_limit() {
   ::setrlimit(RLIMIT_NOFILE, &lim);
 }
 
+/// Occurrences of `needle` in `text`.
+inline int count_of(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+/// A statistics dump split by reactor. With one reactor the whole text is block 0; with N, the
+/// text after the label "[reactor I/N]" up to the next label is block I (the last one of each
+/// index wins, so a dump at exit after a SIGUSR1 dump is what is returned).
+inline std::vector<std::string> reactor_blocks(const std::string& text, int reactors) {
+  if (reactors == 1) return {text};
+  std::vector<std::string> blocks(static_cast<std::size_t>(reactors));
+  const std::string suffix = "/" + std::to_string(reactors) + "]\n";
+  for (auto at = text.find("[reactor "); at != std::string::npos;) {
+    const auto close = text.find(suffix, at);
+    if (close == std::string::npos) break;
+    const int index = std::atoi(text.c_str() + at + 9);
+    const auto body = close + suffix.size();
+    const auto next = text.find("[reactor ", body);
+    if (index >= 0 && index < reactors) {
+      blocks[static_cast<std::size_t>(index)] =
+          text.substr(body, (next == std::string::npos ? text.size() : next) - body);
+    }
+    at = next;
+  }
+  return blocks;
+}
+
+/// Threads of process `pid` (entries of /proc/PID/task), or -1.
+inline int thread_count(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
+  }
+  return -1;
+}
+
 /// Deterministic pseudo-random bytes.
 inline std::string random_payload(std::size_t n, std::uint32_t seed) {
   std::string s(n, '\0');
