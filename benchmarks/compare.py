@@ -16,6 +16,8 @@ The server is pinned to CPU 1 and the load generator to CPU 0. Writes, in --out:
 
 Usage (from the repository root, after `meson setup build-bench --buildtype=release && ninja -C
 build-bench`):  python3 benchmarks/compare.py [--build build-bench] [--rounds 5] [--seconds 2]
+
+Multi-core (one and two server threads) is benchmarks/compare_threads.py, which shares this code.
 """
 import argparse
 import csv
@@ -61,8 +63,9 @@ def raise_fd_limit():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def start_server(build, exe, flags):
-    cmd = ["taskset", "-c", SERVER_CPU, os.path.join(build, exe), "--port", "0"] + flags
+def start_server(build, exe, flags, cpus=SERVER_CPU):
+    """Starts a server pinned to `cpus` (a taskset list) and reads its banner."""
+    cmd = ["taskset", "-c", cpus, os.path.join(build, exe), "--port", "0"] + flags
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=raise_fd_limit)
     line = proc.stdout.readline()

@@ -1,13 +1,19 @@
 // asio_echo: the Boost.Asio echo server of the comparison, written the way an Asio user would
-// write it: one single-threaded io_context (concurrency hint 1, so Asio skips its locks), one
-// session object per connection alternating async_read_some and async_write. Benchmark-only:
-// the library never links Asio.
+// write it: one session object per connection alternating async_read_some and async_write. With
+// one thread (the default) one single-threaded io_context (concurrency hint 1, so Asio skips its
+// locks); with --threads N > 1 the usual multi-threaded Asio server: one io_context (hint N) whose
+// run() is called from N threads. A session has one operation pending at a time, so its handlers
+// never run concurrently and need no strand. Benchmark-only: the library never links Asio.
 //
-//   asio_echo [--port N] [--backend asio]
+//   asio_echo [--port N] [--backend asio] [--threads N]
 #include <array>
 #include <boost/asio.hpp>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "server_common.hpp"
 
@@ -62,22 +68,45 @@ class Server {
   tcp::acceptor& acceptor_;
 };
 
+// Takes "--threads N" (1..256) out of argv, leaving the rest to bench::parse_server_args; 0 when
+// the value is bad.
+int take_threads(int& argc, char** argv) {
+  int threads = 1;
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--threads") == 0) {
+      char* end = nullptr;
+      const long n = i + 1 < argc ? std::strtol(argv[i + 1], &end, 10) : 0;
+      threads = (end != nullptr && *end == '\0' && n >= 1 && n <= 256) ? static_cast<int>(n) : 0;
+      ++i;
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+  return threads;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  const int threads = take_threads(argc, argv);
   bench::ServerArgs args;
-  if (!bench::parse_server_args(argc, argv, "asio", args)) {
-    std::fprintf(stderr, "usage: %s [--port N] [--backend asio]\n", argv[0]);
+  if (threads == 0 || !bench::parse_server_args(argc, argv, "asio", args)) {
+    std::fprintf(stderr, "usage: %s [--port N] [--backend asio] [--threads N]\n", argv[0]);
     return 2;
   }
   try {
-    asio::io_context io(1);
+    asio::io_context io(threads);
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(),
                                              static_cast<unsigned short>(args.port)));
     bench::print_banner("asio_echo", acceptor.local_endpoint().port(), "asio");
     Server server(io, acceptor);
     server.accept_next();
+    std::vector<std::thread> others;
+    for (int i = 1; i < threads; ++i) others.emplace_back([&io] { io.run(); });
     io.run();
+    for (auto& t : others) t.join();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "asio_echo: %s\n", e.what());
     return 1;
