@@ -25,7 +25,7 @@ bool resource_exhausted(int error) noexcept {
 
 }  // namespace
 
-AcceptorBase::AcceptorBase(Reactor& reactor, const AcceptorOptions& options)
+AcceptorBase::AcceptorBase(Dispatcher& reactor, const AcceptorOptions& options)
     : reactor_(reactor), options_(options), slots_(std::make_shared<Slots>()) {
   options_.max_accepts_per_event = std::max<std::size_t>(1, options_.max_accepts_per_event);
   slots_->owner = this;

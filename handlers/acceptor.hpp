@@ -46,7 +46,7 @@ struct AcceptorOptions {
 class AcceptorBase : public EventHandler {
  public:
   /// Does not listen yet; call open().
-  explicit AcceptorBase(Reactor& reactor, const AcceptorOptions& options = {});
+  explicit AcceptorBase(Dispatcher& reactor, const AcceptorOptions& options = {});
   /// Stops listening (no hook is called). Connections already accepted live on.
   ~AcceptorBase() override;
 
@@ -59,7 +59,7 @@ class AcceptorBase : public EventHandler {
   /// The listening socket.
   [[nodiscard]] Handle get_handle() const override { return listener_.get(); }
   /// The reactor.
-  [[nodiscard]] Reactor& reactor() const noexcept { return reactor_; }
+  [[nodiscard]] Dispatcher& reactor() const noexcept { return reactor_; }
 
   /// Connections accepted so far.
   [[nodiscard]] std::size_t accepted() const noexcept { return accepted_; }
@@ -92,7 +92,7 @@ class AcceptorBase : public EventHandler {
   void back_off();
   void connection_gone();
 
-  Reactor& reactor_;
+  Dispatcher& reactor_;
   AcceptorOptions options_;
   UniqueFd listener_;
   SocketAddress local_;
@@ -114,19 +114,22 @@ class Acceptor final : public AcceptorBase {
 
  public:
   /// Makes a Service for an accepted socket (nullptr refuses the connection).
-  using Factory = std::function<std::unique_ptr<Service>(Reactor&, UniqueFd, const SocketAddress&)>;
+  using Factory =
+      std::function<std::unique_ptr<Service>(Dispatcher&, UniqueFd, const SocketAddress&)>;
 
   /// Creates each Service as Service(reactor, std::move(socket)).
-  explicit Acceptor(Reactor& reactor, const AcceptorOptions& options = {})
+  explicit Acceptor(Dispatcher& reactor, const AcceptorOptions& options = {})
       : AcceptorBase(reactor, options) {
-    if constexpr (std::is_constructible_v<Service, Reactor&, UniqueFd>) {
-      factory_ = [](Reactor& r, UniqueFd fd, const SocketAddress&) {
-        return std::make_unique<Service>(r, std::move(fd));
-      };
-    }
+    static_assert(
+        std::is_constructible_v<Service, Dispatcher&, UniqueFd>,
+        "Acceptor<Service>(reactor): Service needs a (Dispatcher&, UniqueFd) constructor; "
+        "otherwise pass a factory");
+    factory_ = [](Dispatcher& r, UniqueFd fd, const SocketAddress&) {
+      return std::make_unique<Service>(r, std::move(fd));
+    };
   }
   /// Creates each Service with `factory` (to pass shared state such as a chat room).
-  Acceptor(Reactor& reactor, Factory factory, const AcceptorOptions& options = {})
+  Acceptor(Dispatcher& reactor, Factory factory, const AcceptorOptions& options = {})
       : AcceptorBase(reactor, options), factory_(std::move(factory)) {}
 
  protected:

@@ -44,7 +44,7 @@ class Connector::Attempt final : public EventHandler {
   std::error_code early_;
 };
 
-Connector::Connector(Reactor& reactor) : reactor_(reactor) {}
+Connector::Connector(Dispatcher& reactor) : reactor_(reactor) {}
 
 Connector::~Connector() {
   auto pending = std::move(pending_);

@@ -19,7 +19,7 @@ namespace reactor {
 class Connector {
  public:
   /// A connector serving `reactor`.
-  explicit Connector(Reactor& reactor);
+  explicit Connector(Dispatcher& reactor);
   /// Cancels pending connects: each handler gets on_close(operation_canceled) and is deleted.
   ~Connector();
   Connector(const Connector&) = delete;
@@ -40,7 +40,7 @@ class Connector {
   static void deliver(std::unique_ptr<StreamHandler> handler, UniqueFd socket,
                       std::error_code result);
 
-  Reactor& reactor_;
+  Dispatcher& reactor_;
   std::vector<std::unique_ptr<Attempt>> pending_;
 };
 

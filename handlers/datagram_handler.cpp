@@ -8,7 +8,7 @@
 
 namespace reactor {
 
-DatagramHandler::DatagramHandler(Reactor& reactor, const DatagramOptions& options)
+DatagramHandler::DatagramHandler(Dispatcher& reactor, const DatagramOptions& options)
     : reactor_(reactor), options_(options) {
   options_.max_datagram = std::max<std::size_t>(1, options_.max_datagram);
   options_.max_per_event = std::max<std::size_t>(1, options_.max_per_event);

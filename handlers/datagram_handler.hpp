@@ -24,7 +24,7 @@ struct DatagramOptions {
 class DatagramHandler : public EventHandler {
  public:
   /// Does not bind yet; call open().
-  explicit DatagramHandler(Reactor& reactor, const DatagramOptions& options = {});
+  explicit DatagramHandler(Dispatcher& reactor, const DatagramOptions& options = {});
   /// Closes the socket (no hook called).
   ~DatagramHandler() override;
 
@@ -40,7 +40,7 @@ class DatagramHandler : public EventHandler {
   /// The socket.
   [[nodiscard]] Handle get_handle() const override { return socket_.get(); }
   /// The reactor.
-  [[nodiscard]] Reactor& reactor() const noexcept { return reactor_; }
+  [[nodiscard]] Dispatcher& reactor() const noexcept { return reactor_; }
 
  protected:
   /// One datagram from `from`; `truncated` when it was longer than max_datagram.
@@ -53,7 +53,7 @@ class DatagramHandler : public EventHandler {
   int handle_close(Handle handle, EventMask removed) override;
 
  private:
-  Reactor& reactor_;
+  Dispatcher& reactor_;
   DatagramOptions options_;
   UniqueFd socket_;
   SocketAddress local_;

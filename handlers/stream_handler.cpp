@@ -114,7 +114,7 @@ void OutputQueue::clear() noexcept { consume(bytes_); }
 
 // ---- StreamHandler: opening --------------------------------------------------------------------
 
-StreamHandler::StreamHandler(Reactor& reactor, UniqueFd socket, const StreamOptions& options)
+StreamHandler::StreamHandler(Dispatcher& reactor, UniqueFd socket, const StreamOptions& options)
     : reactor_(reactor), socket_(std::move(socket)), options_(options) {
   options_.low_watermark = std::min(options_.low_watermark, options_.high_watermark);
   options_.read_size = std::max<std::size_t>(options_.read_size, 512);

@@ -83,7 +83,7 @@ class OutputQueue {
 class StreamHandler : public EventHandler {
  public:
   /// Takes `socket` (may be empty until a Connector supplies one). Does not register yet.
-  StreamHandler(Reactor& reactor, UniqueFd socket, const StreamOptions& options = {});
+  StreamHandler(Dispatcher& reactor, UniqueFd socket, const StreamOptions& options = {});
   /// Withdraws a registration still held, without calling on_close.
   ~StreamHandler() override;
 
@@ -131,7 +131,7 @@ class StreamHandler : public EventHandler {
   void set_idle_timeout(Duration timeout);
 
   /// The reactor this handler is served by.
-  [[nodiscard]] Reactor& reactor() const noexcept { return reactor_; }
+  [[nodiscard]] Dispatcher& reactor() const noexcept { return reactor_; }
   /// The socket.
   [[nodiscard]] Handle get_handle() const override { return socket_.get(); }
   /// The options given at construction.
@@ -187,7 +187,7 @@ class StreamHandler : public EventHandler {
   template <class Body>
   int run_hook(Body&& body);
 
-  Reactor& reactor_;
+  Dispatcher& reactor_;
   UniqueFd socket_;
   StreamOptions options_;
   Buffer input_;

@@ -12,8 +12,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cxxabi.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -213,7 +211,12 @@ void Reactor::forget_handler(EventHandler& handler) noexcept {
     }
   }
   timers_.forget(&handler);
-  std::erase_if(signal_watches_, [&](const SignalWatch& w) { return w.handler == &handler; });
+  std::vector<int> signums;
+  for (const SignalWatch& w : signal_watches_) {
+    if (w.handler == &handler) signums.push_back(w.signum);
+  }
+  // remove_signal also gives the signal back to its old disposition when no watch is left.
+  for (int signum : signums) (void)remove_signal(signum, &handler);
   notifications_.purge(&handler);
   handler.registry_ = nullptr;
   handler.registrations_ = 0;
@@ -661,65 +664,13 @@ ReactorStats Reactor::stats() const {
   return s;
 }
 
-namespace {
-
-std::string type_name(const EventHandler& handler) {
-  const char* mangled = typeid(handler).name();
-  int status = 0;
-  char* readable = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  std::string out = status == 0 && readable != nullptr ? readable : mangled;
-  std::free(readable);  // NOLINT(cppcoreguidelines-no-malloc): allocated by the demangler
-  return out;
-}
-
-std::string mask_name(EventMask m) {
-  std::string out;
-  const std::pair<EventMask, const char*> names[] = {{EventMask::read, "read"},
-                                                     {EventMask::write, "write"},
-                                                     {EventMask::except, "except"},
-                                                     {EventMask::accept, "accept"},
-                                                     {EventMask::connect, "connect"}};
-  for (const auto& [bit, name] : names) {
-    if (!any(m & bit)) continue;
-    if (!out.empty()) out += '|';
-    out += name;
-  }
-  return out.empty() ? "none" : out;
-}
-
-long long micros(Duration d) {
-  return static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
-}
-
-// A ratio with three decimals, without touching the stream's formatting state.
-std::string three_decimals(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3f", value);
-  return text;
-}
-
-}  // namespace
-
-std::ostream& operator<<(std::ostream& os, const ReactorStats& s) {
-  return os << "backend=" << backend_name(s.backend) << " iterations=" << s.iterations
-            << " hooks=" << s.hooks_called << " input=" << s.input_events
-            << " output=" << s.output_events << " except=" << s.exception_events
-            << " timers_fired=" << s.timers_fired << " signals=" << s.signals_delivered
-            << " notifications=" << s.notifications_run << " blocked_us=" << micros(s.time_blocked)
-            << " dispatching_us=" << micros(s.time_dispatching)
-            << " longest_dispatch_us=" << micros(s.longest_dispatch)
-            << " busy_ratio=" << three_decimals(s.busy_ratio())
-            << " handles=" << s.handles_registered << " timers_pending=" << s.timers_pending
-            << " notifications_queued=" << s.notifications_queued;
-}
-
 void Reactor::dump(std::ostream& os) const {
   os << "reactor: " << stats() << '\n';
   for (Handle h = 0; h < static_cast<Handle>(table_.size()); ++h) {
     const Registration* r = find(h);
     if (r == nullptr || r->internal || r->handler == nullptr) continue;
-    os << "  handle " << h << ": " << type_name(*r->handler)
-       << " interest=" << mask_name(r->interest) << (r->suspended ? " suspended" : "")
+    os << "  handle " << h << ": " << handler_type_name(*r->handler)
+       << " interest=" << event_mask_name(r->interest) << (r->suspended ? " suspended" : "")
        << " input=" << r->calls[0] << " output=" << r->calls[1] << " except=" << r->calls[2]
        << '\n';
   }

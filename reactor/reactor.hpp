@@ -22,14 +22,12 @@
 #include "demux/event_mask.hpp"
 #include "demux/unique_fd.hpp"
 #include "handlers/event_handler.hpp"
+#include "reactor/dispatcher.hpp"
 #include "reactor/notification_queue.hpp"
 #include "reactor/result.hpp"
 #include "reactor/timer_queue.hpp"
 
 namespace reactor {
-
-/// Waits with no time limit when passed as a timeout.
-inline constexpr Duration forever = Duration::max();
 
 /// Construction-time settings of a Reactor.
 struct ReactorOptions {
@@ -43,54 +41,8 @@ struct ReactorOptions {
   bool collect_timing = true;
 };
 
-/// Counters of one Reactor, read with Reactor::stats(). Plain counters updated by the loop
-/// thread only: cheap enough to be always on.
-struct ReactorStats {
-  /// The backend the reactor blocks in.
-  Backend backend = Backend::best;
-  /// handle_events calls that reached the demultiplexer.
-  std::uint64_t iterations = 0;
-  /// Every hook called: I/O, timers, signals and notifications.
-  std::uint64_t hooks_called = 0;
-  /// handle_input calls for ready handles.
-  std::uint64_t input_events = 0;
-  /// handle_output calls for ready handles.
-  std::uint64_t output_events = 0;
-  /// handle_exception calls for ready handles.
-  std::uint64_t exception_events = 0;
-  /// handle_timeout calls.
-  std::uint64_t timers_fired = 0;
-  /// handle_signal calls.
-  std::uint64_t signals_delivered = 0;
-  /// notify() hooks and post() callables run.
-  std::uint64_t notifications_run = 0;
-  /// Time spent inside the demultiplexer's wait.
-  Duration time_blocked{};
-  /// Time spent dispatching (hooks, timers, notifications) after the waits.
-  Duration time_dispatching{};
-  /// The longest single dispatch pass: how late the loop can be for its next event.
-  Duration longest_dispatch{};
-  /// I/O registrations made by the application.
-  std::size_t handles_registered = 0;
-  /// Pending timers.
-  std::size_t timers_pending = 0;
-  /// notify / post items not yet run.
-  std::size_t notifications_queued = 0;
-
-  /// Share of measured time spent dispatching rather than blocked (0 when nothing measured).
-  [[nodiscard]] double busy_ratio() const noexcept {
-    const auto total = time_blocked + time_dispatching;
-    return total.count() > 0
-               ? static_cast<double>(time_dispatching.count()) / static_cast<double>(total.count())
-               : 0.0;
-  }
-};
-
-/// Writes the counters on one line (for logs and --stats output).
-std::ostream& operator<<(std::ostream& os, const ReactorStats& stats);
-
 /// The event dispatcher. Non-copyable, non-movable: handlers and timers point at it.
-class Reactor final : private HandlerRegistry {
+class Reactor final : public Dispatcher, private HandlerRegistry {
  public:
   /// Throws std::system_error when the backend or the wake-up descriptor cannot be created
   /// (errc::unknown_backend for a bad REACTOR_BACKEND, errc::backend_unavailable, EMFILE...).
@@ -102,65 +54,70 @@ class Reactor final : private HandlerRegistry {
   Reactor(std::unique_ptr<Demultiplexer> demux, const ReactorOptions& options = {});
   /// Calls handle_close on every handler still registered for I/O (so owners can release
   /// them), drops timers, signals and pending notifications without calling them.
-  ~Reactor();
+  ~Reactor() override;
+  // The interface's shorthands (default masks, one-shot timers, waiting forever).
+  using Dispatcher::handle_events;
+  using Dispatcher::notify;
+  using Dispatcher::remove_handler;
+  using Dispatcher::schedule_timer;
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
   /// The backend chosen at construction.
-  [[nodiscard]] Backend backend() const noexcept { return demux_->kind(); }
+  [[nodiscard]] Backend backend() const noexcept override { return demux_->kind(); }
 
   // ---- I/O registrations -------------------------------------------------------------------
 
   /// Registers `handler` for `mask` on handler->get_handle().
-  std::error_code register_handler(EventHandler* handler, EventMask mask);
+  std::error_code register_handler(EventHandler* handler, EventMask mask) override;
   /// Registers `handler` for `mask` on `handle`. One registration per handle:
   /// errc::already_registered if the handle has one; use add_interest to widen it.
-  std::error_code register_handler(Handle handle, EventHandler* handler, EventMask mask);
+  std::error_code register_handler(Handle handle, EventHandler* handler, EventMask mask) override;
   /// Removes `mask` (default: everything) from the registration of handler->get_handle() and
   /// calls handle_close(handle, removed) unless `mask` has EventMask::dont_call. When nothing
   /// is left the registration ends. errc::not_registered if `handler` is not registered there.
-  std::error_code remove_handler(EventHandler* handler, EventMask mask = EventMask::all_io);
+  std::error_code remove_handler(EventHandler* handler, EventMask mask) override;
   /// As above, by handle.
-  std::error_code remove_handler(Handle handle, EventMask mask = EventMask::all_io);
+  std::error_code remove_handler(Handle handle, EventMask mask) override;
 
   /// Replaces the interest of a registered handle (none keeps it registered but silent).
-  std::error_code set_interest(Handle handle, EventMask mask);
+  std::error_code set_interest(Handle handle, EventMask mask) override;
   /// Adds `mask` to the interest of a registered handle.
-  std::error_code add_interest(Handle handle, EventMask mask);
+  std::error_code add_interest(Handle handle, EventMask mask) override;
   /// Removes `mask` from the interest of a registered handle; never calls handle_close.
-  std::error_code clear_interest(Handle handle, EventMask mask);
+  std::error_code clear_interest(Handle handle, EventMask mask) override;
   /// The interest of `handle` (none when not registered).
-  [[nodiscard]] EventMask interest(Handle handle) const noexcept;
+  [[nodiscard]] EventMask interest(Handle handle) const noexcept override;
   /// The handler registered on `handle`, or nullptr.
-  [[nodiscard]] EventHandler* handler(Handle handle) const noexcept;
+  [[nodiscard]] EventHandler* handler(Handle handle) const noexcept override;
   /// Number of I/O registrations made by the application.
-  [[nodiscard]] std::size_t handler_count() const noexcept { return user_registrations_; }
+  [[nodiscard]] std::size_t handler_count() const noexcept override { return user_registrations_; }
 
   /// Stops dispatching events of `handle` until resume_handler (timers still fire).
-  std::error_code suspend_handler(Handle handle);
+  std::error_code suspend_handler(Handle handle) override;
   /// By handler->get_handle().
-  std::error_code suspend_handler(EventHandler* handler);
+  std::error_code suspend_handler(EventHandler* handler) override;
   /// Resumes a suspended handle.
-  std::error_code resume_handler(Handle handle);
+  std::error_code resume_handler(Handle handle) override;
   /// By handler->get_handle().
-  std::error_code resume_handler(EventHandler* handler);
+  std::error_code resume_handler(EventHandler* handler) override;
   /// True while `handle` is registered and suspended.
-  [[nodiscard]] bool is_suspended(Handle handle) const noexcept;
+  [[nodiscard]] bool is_suspended(Handle handle) const noexcept override;
 
   // ---- timers ------------------------------------------------------------------------------
 
   /// Calls handler->handle_timeout(now, arg) after `delay`, then every `interval` if it is
   /// positive. Returns the timer's id.
   Result<TimerId> schedule_timer(EventHandler* handler, const void* arg, Duration delay,
-                                 Duration interval = Duration::zero());
+                                 Duration interval) override;
   /// Cancels a pending timer; it will not fire, even if it is due in this very iteration.
-  std::error_code cancel_timer(TimerId id);
+  std::error_code cancel_timer(TimerId id) override;
   /// Cancels every timer of `handler`; returns how many.
-  std::size_t cancel_timers(EventHandler* handler);
+  std::size_t cancel_timers(EventHandler* handler) override;
   /// Changes the interval of a timer from its next expiry on (zero makes it one-shot).
-  std::error_code reset_timer_interval(TimerId id, Duration interval);
+  std::error_code reset_timer_interval(TimerId id, Duration interval) override;
   /// Number of pending timers.
-  [[nodiscard]] std::size_t timer_count() const noexcept { return timers_.size(); }
+  [[nodiscard]] std::size_t timer_count() const noexcept override { return timers_.size(); }
 
   // ---- cross-thread ------------------------------------------------------------------------
 
@@ -169,40 +126,40 @@ class Reactor final : private HandlerRegistry {
   /// coalesces: each call is delivered once, in order per sender. The hooks' return value is
   /// ignored. The target must stay alive until delivery, or be registered with this reactor
   /// (destroying a registered handler withdraws its notifications).
-  std::error_code notify(EventHandler* handler, EventMask mask = EventMask::read);
+  std::error_code notify(EventHandler* handler, EventMask mask) override;
   /// Any thread: runs `work` on the loop thread, in order per sender.
-  std::error_code post(std::function<void()> work);
+  std::error_code post(std::function<void()> work) override;
   /// Loop thread: withdraws pending notify() calls aimed at `handler`; returns how many.
-  std::size_t purge_notifications(EventHandler* handler);
+  std::size_t purge_notifications(EventHandler* handler) override;
 
   // ---- signals -----------------------------------------------------------------------------
 
   /// Calls handler->handle_signal(signum) from the loop whenever `signum` is delivered to the
   /// process. Several handlers (and reactors) may watch one signal.
-  std::error_code register_signal(int signum, EventHandler* handler);
+  std::error_code register_signal(int signum, EventHandler* handler) override;
   /// Stops delivering `signum` to `handler`.
-  std::error_code remove_signal(int signum, EventHandler* handler);
+  std::error_code remove_signal(int signum, EventHandler* handler) override;
 
   // ---- the loop ----------------------------------------------------------------------------
 
   /// Waits at most `timeout` for events, then dispatches ready handles, due timers, signals and
   /// a bounded batch of notifications. Returns how many hooks were called. EINTR is retried.
-  Result<std::size_t> handle_events(Duration timeout = forever);
+  Result<std::size_t> handle_events(Duration timeout) override;
   /// Runs handle_events until end_event_loop is called or an error occurs (returned).
-  std::error_code run_event_loop();
+  std::error_code run_event_loop() override;
   /// Any thread, any time (also before run_event_loop starts): makes run_event_loop return
   /// after the current iteration.
-  void end_event_loop() noexcept;
+  void end_event_loop() noexcept override;
   // ---- introspection ----------------------------------------------------------------------
 
   /// A snapshot of the counters (loop thread).
-  [[nodiscard]] ReactorStats stats() const;
+  [[nodiscard]] ReactorStats stats() const override;
   /// Writes the counters, then one line per registered handle: handle, handler type, interest,
   /// suspension and the hooks called for it (loop thread).
-  void dump(std::ostream& os) const;
+  void dump(std::ostream& os) const override;
 
   /// True after end_event_loop until run_event_loop has returned.
-  [[nodiscard]] bool event_loop_done() const noexcept {
+  [[nodiscard]] bool event_loop_done() const noexcept override {
     return stop_.load(std::memory_order_acquire);
   }
 

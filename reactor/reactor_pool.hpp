@@ -73,7 +73,7 @@ class ReactorPool {
   template <class Service>
   typename Acceptor<Service>::Factory hand_off(
       std::function<std::unique_ptr<Service>(Reactor&, UniqueFd, const SocketAddress&)> make) {
-    return [this, make = std::move(make)](Reactor&, UniqueFd socket,
+    return [this, make = std::move(make)](Dispatcher&, UniqueFd socket,
                                           const SocketAddress& peer) -> std::unique_ptr<Service> {
       const std::size_t i = next_index();
       Reactor& target = at(i);

@@ -14,11 +14,17 @@
 //   reused descriptor number never gets its predecessor's event.
 #include "reactor/thread_pool_reactor.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <iterator>
+#include <ostream>
 #include <string>
 
 #include "reactor/log.hpp"
+#include "reactor/signal_router.hpp"
 
 namespace reactor {
 namespace {
@@ -27,8 +33,24 @@ namespace {
 // know that the handler is "theirs".
 thread_local const ThreadPoolReactor* tl_reactor = nullptr;
 thread_local const EventHandler* tl_handler = nullptr;
-// The reactor whose worker loop this thread runs (null on other threads).
+// The reactor whose worker loop (or handle_events turn) this thread runs (null on others).
 thread_local const ThreadPoolReactor* tl_worker = nullptr;
+// Hooks this thread has called, for handle_events' count.
+thread_local std::size_t tl_hooks = 0;
+
+// Marks this thread as one of `reactor`'s workers for a scope.
+class WorkerScope {
+ public:
+  explicit WorkerScope(const ThreadPoolReactor* reactor) : saved_(tl_worker) {
+    tl_worker = reactor;
+  }
+  ~WorkerScope() { tl_worker = saved_; }
+  WorkerScope(const WorkerScope&) = delete;
+  WorkerScope& operator=(const WorkerScope&) = delete;
+
+ private:
+  const ThreadPoolReactor* saved_;
+};
 
 // Sets the thread's current handler for a scope.
 class CurrentHandler {
@@ -115,6 +137,13 @@ ThreadPoolReactor::~ThreadPoolReactor() {
     }
     timers_.finish_firing(e.id, TimePoint::max(), false);
   }
+  for (const SignalWatch& w : signal_watches_) {
+    w.handler->registry_ = nullptr;
+    w.handler->registrations_ = 0;
+  }
+  for (const SignalWatch& w : signal_watches_) {
+    signal_router::unsubscribe(w.signum, signal_write_.get());
+  }
 }
 
 // ---- bookkeeping (mutex held) -------------------------------------------------------------------
@@ -181,7 +210,8 @@ std::error_code ThreadPoolReactor::apply_sync(Handle handle) noexcept {
     kernel_.resize(std::max<std::size_t>(handle + 1, kernel_.size() * 2));
   }
   const Registration* r = find(handle);
-  const EventMask want = r != nullptr && !r->queued ? readiness_of(r->interest) : EventMask::none;
+  const EventMask want =
+      r != nullptr && !r->queued && !r->suspended ? readiness_of(r->interest) : EventMask::none;
   const std::uint64_t serial = r != nullptr ? r->serial : 0;
   KernelState& k = kernel_[handle];
   if (any(k.mask) && k.serial != serial) {
@@ -209,6 +239,13 @@ std::error_code ThreadPoolReactor::apply_sync(Handle handle) noexcept {
 }
 
 void ThreadPoolReactor::apply_pending() noexcept {
+  if (signal_read_ && !signal_watched_) {
+    if (auto ec = demux_->add(signal_read_.get(), EventMask::read)) {
+      log_message(LogLevel::error,
+                  "thread pool reactor: cannot watch the signal pipe: " + ec.message());
+    }
+    signal_watched_ = true;
+  }
   std::vector<Handle> handles;
   handles.swap(pending_);
   for (Handle h : handles) (void)apply_sync(h);
@@ -348,11 +385,17 @@ void ThreadPoolReactor::forget_locked(EventHandler* handler) noexcept {
     if (r != nullptr && r->handler == handler) end_registration(h);
   }
   timers_.forget(handler);
+  std::vector<int> signums;
+  for (const SignalWatch& w : signal_watches_) {
+    if (w.handler == handler) signums.push_back(w.signum);
+  }
+  for (int signum : signums) (void)remove_signal_locked(signum, handler);
   for (auto it = ready_.begin(); it != ready_.end();) {
     if (it->handler != handler) {
       ++it;
       continue;
     }
+    if (it->kind == JobKind::notify) --notifications_queued_;
     if (it->kind == JobKind::timer) {
       firing_.erase(it->timer);
       (void)timers_.finish_firing(it->timer, it->now, false);  // forgotten: frees the slot
@@ -362,6 +405,7 @@ void ThreadPoolReactor::forget_locked(EventHandler* handler) noexcept {
   // A running hook of this handler (the thread destroying it) must not touch it afterwards.
   if (auto it = busy_.find(handler); it != busy_.end()) {
     for (const Job& job : it->second.parked) {
+      if (job.kind == JobKind::notify) --notifications_queued_;
       if (job.kind == JobKind::timer) {
         firing_.erase(job.timer);
         (void)timers_.finish_firing(job.timer, job.now, false);
@@ -404,12 +448,18 @@ std::error_code ThreadPoolReactor::register_handler(Handle handle, EventHandler*
   mask &= EventMask::all_io;
   if (!any(mask)) return errc::invalid_argument;
   Lock lock(mutex_);
-  if (handle == wakeup_.handle() || find(handle) != nullptr) return errc::already_registered;
+  if (handle == wakeup_.handle() || (signal_read_ && handle == signal_read_.get()) ||
+      find(handle) != nullptr) {
+    return errc::already_registered;
+  }
   if (static_cast<std::size_t>(handle) >= table_.size()) {
     table_.resize(std::max<std::size_t>(handle + 1, table_.size() * 2));
   }
   if (auto ec = attach(handler)) return ec;
-  table_[handle] = Registration{handler, mask, next_serial_++, false};
+  table_[handle] = Registration{};
+  table_[handle].handler = handler;
+  table_[handle].interest = mask;
+  table_[handle].serial = next_serial_++;
   ++user_registrations_;
   if (in_wait_ && !direct_ctl_) {
     sync(handle);
@@ -459,6 +509,72 @@ std::error_code ThreadPoolReactor::set_interest(Handle handle, EventMask mask) {
   return {};
 }
 
+std::error_code ThreadPoolReactor::add_interest(Handle handle, EventMask mask) {
+  Lock lock(mutex_);
+  Registration* r = find(handle);
+  if (r == nullptr) return errc::not_registered;
+  r->interest |= mask & EventMask::all_io;
+  sync(handle);
+  return {};
+}
+
+std::error_code ThreadPoolReactor::clear_interest(Handle handle, EventMask mask) {
+  Lock lock(mutex_);
+  Registration* r = find(handle);
+  if (r == nullptr) return errc::not_registered;
+  r->interest &= ~(mask & EventMask::all_io);
+  sync(handle);
+  return {};
+}
+
+EventHandler* ThreadPoolReactor::handler(Handle handle) const {
+  Lock lock(mutex_);
+  const Registration* r = find(handle);
+  return r != nullptr ? r->handler : nullptr;
+}
+
+std::error_code ThreadPoolReactor::set_suspended(Handle handle, bool suspended) {
+  if (handle < 0) return errc::invalid_handle;
+  Lock lock(mutex_);
+  Registration* r = find(handle);
+  if (r == nullptr) return errc::not_registered;
+  r->suspended = suspended;
+  sync(handle);  // a queued job holds the handle; its end re-syncs with the new state
+  return {};
+}
+
+std::error_code ThreadPoolReactor::suspend_handler(Handle handle) {
+  return set_suspended(handle, true);
+}
+
+std::error_code ThreadPoolReactor::resume_handler(Handle handle) {
+  return set_suspended(handle, false);
+}
+
+std::error_code ThreadPoolReactor::suspend_handler(EventHandler* handler) {
+  Handle h = invalid_handle;
+  {
+    Lock lock(mutex_);
+    h = handle_of(handler);
+  }
+  return h == invalid_handle ? std::error_code(errc::not_registered) : suspend_handler(h);
+}
+
+std::error_code ThreadPoolReactor::resume_handler(EventHandler* handler) {
+  Handle h = invalid_handle;
+  {
+    Lock lock(mutex_);
+    h = handle_of(handler);
+  }
+  return h == invalid_handle ? std::error_code(errc::not_registered) : resume_handler(h);
+}
+
+bool ThreadPoolReactor::is_suspended(Handle handle) const {
+  Lock lock(mutex_);
+  const Registration* r = find(handle);
+  return r != nullptr && r->suspended;
+}
+
 EventMask ThreadPoolReactor::interest(Handle handle) const {
   Lock lock(mutex_);
   const Registration* r = find(handle);
@@ -504,6 +620,14 @@ std::size_t ThreadPoolReactor::cancel_timers(EventHandler* handler) {
   return n;
 }
 
+std::error_code ThreadPoolReactor::reset_timer_interval(TimerId id, Duration interval) {
+  if (interval < Duration::zero()) return errc::invalid_argument;
+  Lock lock(mutex_);
+  if (!timers_.reset_interval(id, interval)) return errc::timer_not_found;
+  wake_leader();  // a shorter period may make the next expiry earlier than the leader's wait
+  return {};
+}
+
 std::size_t ThreadPoolReactor::timer_count() const {
   Lock lock(mutex_);
   return timers_.size();
@@ -518,6 +642,7 @@ std::error_code ThreadPoolReactor::notify(EventHandler* handler, EventMask mask)
     job.kind = JobKind::notify;
     job.handler = handler;
     job.events = kind;
+    ++notifications_queued_;
     push_job(std::move(job));
   }
   return {};
@@ -529,8 +654,105 @@ std::error_code ThreadPoolReactor::post(std::function<void()> work) {
   Job job;
   job.kind = JobKind::post;
   job.work = std::move(work);
+  ++notifications_queued_;
   push_job(std::move(job));
   return {};
+}
+
+std::size_t ThreadPoolReactor::purge_notifications(EventHandler* handler) {
+  Lock lock(mutex_);
+  auto it = busy_.find(handler);
+  if (it == busy_.end()) return 0;  // a handler with queued work is always in busy_
+  auto is_notify = [&](const Job& job) { return job.kind == JobKind::notify; };
+  std::size_t n = std::erase_if(it->second.parked, is_notify);
+  if (!it->second.running) {
+    // Its one runnable job is in ready_: if that is a notification, the next job takes its place.
+    auto job = std::find_if(ready_.begin(), ready_.end(),
+                            [&](const Job& j) { return j.handler == handler; });
+    if (job != ready_.end() && is_notify(*job)) {
+      ready_.erase(job);
+      ++n;
+      advance(handler);
+      if (!ready_.empty() && idle_threads_ > 0) followers_.notify_one();
+    }
+  }
+  notifications_queued_ -= n;
+  return n;
+}
+
+// ---- signals ------------------------------------------------------------------------------------
+
+std::error_code ThreadPoolReactor::register_signal(int signum, EventHandler* handler) {
+  if (handler == nullptr) return errc::invalid_argument;
+  Lock lock(mutex_);
+  for (const SignalWatch& w : signal_watches_) {
+    if (w.signum == signum && w.handler == handler) return errc::already_registered;
+  }
+  if (!signal_read_) {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return last_system_error();
+    signal_read_.reset(fds[0]);
+    signal_write_.reset(fds[1]);
+    signal_watched_ = false;
+  }
+  if (!signal_watched_) {
+    if (in_wait_ && !direct_ctl_) {
+      wake_leader();  // the leader adds the pipe after its wait (apply_pending)
+    } else {
+      apply_pending();
+    }
+  }
+  const bool first = std::none_of(signal_watches_.begin(), signal_watches_.end(),
+                                  [&](const SignalWatch& w) { return w.signum == signum; });
+  if (first) {
+    if (auto ec = signal_router::subscribe(signum, signal_write_.get())) return ec;
+  }
+  if (auto ec = attach(handler)) {
+    if (first) signal_router::unsubscribe(signum, signal_write_.get());
+    return ec;
+  }
+  signal_watches_.push_back({signum, handler});
+  return {};
+}
+
+std::error_code ThreadPoolReactor::remove_signal(int signum, EventHandler* handler) {
+  Lock lock(mutex_);
+  return remove_signal_locked(signum, handler);
+}
+
+std::error_code ThreadPoolReactor::remove_signal_locked(int signum, EventHandler* handler) {
+  auto it = std::find_if(signal_watches_.begin(), signal_watches_.end(), [&](const SignalWatch& w) {
+    return w.signum == signum && w.handler == handler;
+  });
+  if (it == signal_watches_.end()) return errc::not_registered;
+  signal_watches_.erase(it);
+  release_ref(handler);
+  const bool last = std::none_of(signal_watches_.begin(), signal_watches_.end(),
+                                 [&](const SignalWatch& w) { return w.signum == signum; });
+  if (last) signal_router::unsubscribe(signum, signal_write_.get());
+  return {};
+}
+
+// The leader drains the pipe and queues one job per watching handler and signal (signals that
+// arrived since the last read coalesce, as POSIX signals do).
+void ThreadPoolReactor::read_signals() {
+  bool seen[256] = {};
+  unsigned char buffer[256];
+  ssize_t n = 0;
+  while ((n = ::read(signal_read_.get(), buffer, sizeof buffer)) > 0 || (n < 0 && errno == EINTR)) {
+    for (ssize_t i = 0; i < n; ++i) seen[buffer[i]] = true;
+  }
+  for (int signum = 1; signum < 256; ++signum) {
+    if (!seen[signum]) continue;
+    for (const SignalWatch& w : signal_watches_) {
+      if (w.signum != signum) continue;
+      Job job;
+      job.kind = JobKind::signal;
+      job.handler = w.handler;
+      job.signum = signum;
+      (void)enqueue(std::move(job));
+    }
+  }
 }
 
 std::error_code ThreadPoolReactor::retire(EventHandler* handler) {
@@ -549,7 +771,24 @@ std::error_code ThreadPoolReactor::retire(EventHandler* handler) {
 
 // ---- the loop -----------------------------------------------------------------------------------
 
+void ThreadPoolReactor::count_hook() noexcept {
+  hooks_called_.fetch_add(1, std::memory_order_relaxed);
+  ++tl_hooks;
+}
+
+void ThreadPoolReactor::count_dispatch(Duration spent) noexcept {
+  stats_.time_dispatching += spent;
+  stats_.longest_dispatch = std::max(stats_.longest_dispatch, spent);
+}
+
+std::error_code ThreadPoolReactor::run_event_loop() {
+  std::size_t threads = options_.threads;
+  if (threads == 0) threads = std::max(1U, std::thread::hardware_concurrency());
+  return run_event_loop(threads);
+}
+
 std::error_code ThreadPoolReactor::run_event_loop(std::size_t threads) {
+  if (tl_worker == this) return errc::reentrant_call;
   threads = std::max<std::size_t>(threads, 1);
   std::vector<std::thread> pool;
   pool.reserve(threads - 1);
@@ -582,10 +821,20 @@ void ThreadPoolReactor::end_event_loop() noexcept {
 }
 
 void ThreadPoolReactor::worker(Lock& lock) {
-  const ThreadPoolReactor* const saved = tl_worker;
-  tl_worker = this;
+  WorkerScope scope(this);
   Job job;
   while (!stop_) {
+    // Once the jobs of the last wait have been taken, look at the kernel again (without
+    // blocking) before taking more, so handlers that keep asking to be called again (> 0) or a
+    // flood of notifications cannot starve I/O.
+    if (!leader_ && !ready_.empty() && jobs_since_wait_ >= jobs_in_round_) {
+      if (auto ec = wait_and_collect(lock, Duration::zero())) {
+        if (!error_) error_ = ec;
+        stop_ = true;
+        followers_.notify_all();
+      }
+      continue;
+    }
     if (take_job(job)) {
       // Chain promotion: wake one more thread only when there is something for it to do
       // (another job, or nobody waiting in the demultiplexer). Never all: no thundering herd.
@@ -602,14 +851,48 @@ void ThreadPoolReactor::worker(Lock& lock) {
       continue;
     }
     if (!leader_) {
-      lead(lock);
+      if (auto ec = wait_and_collect(lock, Duration::max())) {
+        if (!error_) error_ = ec;
+        stop_ = true;
+        followers_.notify_all();
+      }
       continue;
     }
     ++idle_threads_;
     followers_.wait(lock);
     --idle_threads_;
   }
-  tl_worker = saved;
+}
+
+Result<std::size_t> ThreadPoolReactor::handle_events(Duration timeout) {
+  if (tl_worker == this) return errc::reentrant_call;
+  timeout = std::max(timeout, Duration::zero());
+  WorkerScope scope(this);
+  const std::size_t hooks_before = tl_hooks;
+  Lock lock(mutex_);
+  if (!leader_) {
+    // Like Reactor: every turn looks at the kernel, without blocking when work is queued.
+    if (auto ec = wait_and_collect(lock, ready_.empty() ? timeout : Duration::zero())) return ec;
+  } else if (ready_.empty()) {
+    // Another thread leads: wait as a follower for work it hands out.
+    auto woken = [&] { return !ready_.empty() || stop_ || !leader_; };
+    ++idle_threads_;
+    if (timeout == forever) {
+      followers_.wait(lock, woken);
+    } else {
+      followers_.wait_for(lock, timeout, woken);
+    }
+    --idle_threads_;
+  }
+  // Only what is runnable now: a handler that always asks to be called again (> 0) must not
+  // keep this turn going forever; its next job waits for the next turn, which does not block.
+  for (std::size_t budget = ready_.size(); budget > 0; --budget) {
+    Job job;
+    if (!take_job(job)) break;
+    if (idle_threads_ > 0 && !ready_.empty()) followers_.notify_one();
+    run_job(lock, job);  // a hook's exception leaves the pool consistent and reaches the caller
+  }
+  return tl_hooks - hooks_before;
 }
 
 // Takes the next runnable job: ready_ never holds a job of a running handler (see Busy).
@@ -617,6 +900,8 @@ bool ThreadPoolReactor::take_job(Job& out) {
   while (!ready_.empty()) {
     out = std::move(ready_.front());
     ready_.pop_front();
+    if (out.kind == JobKind::notify || out.kind == JobKind::post) --notifications_queued_;
+    ++jobs_since_wait_;
     if (out.kind == JobKind::timer) {
       auto f = firing_.find(out.timer);
       const bool cancelled = f == firing_.end() || f->second;
@@ -632,36 +917,52 @@ bool ThreadPoolReactor::take_job(Job& out) {
   return false;
 }
 
-void ThreadPoolReactor::lead(Lock& lock) {
+// The leader's part: one wait in the demultiplexer (at most `limit`, less if a timer is due
+// sooner), then every ready handle, due timer and signal becomes a job.
+std::error_code ThreadPoolReactor::wait_and_collect(Lock& lock, Duration limit) {
   leader_ = true;
-  apply_pending();
-  Duration timeout = Duration::max();
-  if (auto due = timers_.earliest()) {
-    timeout = std::max(*due - Clock::now(), Duration::zero());
-  }
-  const auto ns = timeout == Duration::max()
-                      ? std::chrono::nanoseconds(-1)
-                      : std::chrono::duration_cast<std::chrono::nanoseconds>(timeout);
-  serial_at_wait_ = next_serial_;
-  in_wait_ = true;
-  lock.unlock();
+  jobs_since_wait_ = 0;
+  const TimePoint start = Clock::now();
+  const TimePoint deadline =
+      limit == Duration::max() ? TimePoint::max() : start + std::min(limit, Duration(1LL << 62));
   std::size_t count = 0;
-  const std::error_code ec = demux_->wait(events_, ns, count);
-  lock.lock();
-  in_wait_ = false;
-  leader_ = false;
-  if (ec) {
-    if (!error_) error_ = ec;
-    stop_ = true;
-    followers_.notify_all();
-    return;
+  TimePoint after = start;
+  std::error_code ec;
+  for (;;) {
+    apply_pending();
+    Duration timeout = deadline == TimePoint::max() ? Duration::max() : deadline - after;
+    if (auto due = timers_.earliest()) timeout = std::min(timeout, *due - after);
+    timeout = std::max(timeout, Duration::zero());
+    const auto ns = timeout == Duration::max()
+                        ? std::chrono::nanoseconds(-1)
+                        : std::chrono::duration_cast<std::chrono::nanoseconds>(timeout);
+    serial_at_wait_ = next_serial_;
+    in_wait_ = true;
+    lock.unlock();
+    ec = demux_->wait(events_, ns, count);
+    after = Clock::now();
+    lock.lock();
+    in_wait_ = false;
+    if (ec || count > 0 || timeout == Duration::zero() || stop_) break;
+    // Nothing ready: a timer came due, the time is up, or the wait ended early (EINTR, or a
+    // backend whose clock is coarser than ours). Only the last means wait more.
+    if (auto due = timers_.earliest(); due && *due <= after) break;
+    if (after >= deadline) break;
   }
+  leader_ = false;
+  ++stats_.iterations;
+  stats_.time_blocked += after - start;
+  if (ec) return ec;
   apply_pending();
   for (std::size_t i = 0; i < count; ++i) {
     const ReadyEvent& e = events_[i];
     if (e.fd == wakeup_.handle()) {
       wakeup_.drain();
       wake_pending_ = false;
+      continue;
+    }
+    if (signal_read_ && e.fd == signal_read_.get()) {
+      read_signals();
       continue;
     }
     Registration* r = find(e.fd);
@@ -678,27 +979,38 @@ void ThreadPoolReactor::lead(Lock& lock) {
     (void)enqueue(std::move(job));
   }
   if (timers_.size() > 0) {
-    const TimePoint now = Clock::now();
     TimerQueue::Expiry x{};
-    while (timers_.pop_due(now, x)) {
+    while (timers_.pop_due(after, x)) {
       Job job;
       job.kind = JobKind::timer;
       job.handler = x.handler;
       job.timer = x.id;
       job.arg = x.arg;
-      job.now = now;
+      job.now = after;
       firing_[x.id] = false;
       (void)enqueue(std::move(job));
     }
   }
+  jobs_in_round_ = ready_.size();
   // Hand leadership on: one follower either leads next or takes a job.
   if (idle_threads_ > 0) followers_.notify_one();
+  return {};
 }
 
 void ThreadPoolReactor::run_job(Lock& lock, Job& job) {
+  const TimePoint start = Clock::now();
+  struct Timing {  // adds the job's duration to the counters however it ends (lock held then)
+    ThreadPoolReactor& self;
+    Lock& lock;
+    TimePoint start;
+    ~Timing() {
+      if (lock.owns_lock()) self.count_dispatch(Clock::now() - start);
+    }
+  } timing{*this, lock, start};
   if (job.kind == JobKind::post) {
+    ++stats_.notifications_run;
     lock.unlock();
-    hooks_called_.fetch_add(1, std::memory_order_relaxed);
+    count_hook();
     try {
       job.work();
     } catch (...) {
@@ -716,18 +1028,17 @@ void ThreadPoolReactor::run_job(Lock& lock, Job& job) {
     switch (job.kind) {
       case JobKind::io: run_io(lock, job); break;
       case JobKind::timer: run_timer(lock, job); break;
+      case JobKind::signal: run_signal(lock, job); break;
       case JobKind::notify: {
+        ++stats_.notifications_run;
         lock.unlock();
-        hooks_called_.fetch_add(1, std::memory_order_relaxed);
-        {
-          CurrentHandler current(this, handler);
-          if (job.events == EventMask::except) {
-            handler->handle_exception(invalid_handle);
-          } else if (job.events == EventMask::write) {
-            handler->handle_output(invalid_handle);
-          } else {
-            handler->handle_input(invalid_handle);
-          }
+        count_hook();
+        if (job.events == EventMask::except) {
+          handler->handle_exception(invalid_handle);
+        } else if (job.events == EventMask::write) {
+          handler->handle_output(invalid_handle);
+        } else {
+          handler->handle_input(invalid_handle);
         }
         lock.lock();
         break;
@@ -743,9 +1054,30 @@ void ThreadPoolReactor::run_job(Lock& lock, Job& job) {
   end_busy(handler, token);
 }
 
-void ThreadPoolReactor::run_timer(Lock& lock, Job& job) {
+void ThreadPoolReactor::run_signal(Lock& lock, Job& job) {
+  // The watch may have been removed since the signal was read.
+  const bool present = std::any_of(signal_watches_.begin(), signal_watches_.end(), [&](auto& w) {
+    return w.signum == job.signum && w.handler == job.handler;
+  });
+  if (!present) return;
+  ++stats_.signals_delivered;
   lock.unlock();
-  hooks_called_.fetch_add(1, std::memory_order_relaxed);
+  count_hook();
+  int rc = 0;
+  try {
+    rc = job.handler->handle_signal(job.signum);
+  } catch (...) {
+    lock.lock();
+    throw;
+  }
+  lock.lock();
+  if (rc < 0) (void)remove_signal_locked(job.signum, job.handler);
+}
+
+void ThreadPoolReactor::run_timer(Lock& lock, Job& job) {
+  ++stats_.timers_fired;
+  lock.unlock();
+  count_hook();
   int rc = -1;
   try {
     CurrentHandler current(this, job.handler);
@@ -780,9 +1112,14 @@ void ThreadPoolReactor::run_io(Lock& lock, Job& job) {
     if (!still_live(handle, serial)) return;
     Registration& r = table_[handle];
     const EventMask bits = r.interest & side_of(kind);
-    if (!any(bits) || r.handler != handler) continue;
+    if (!any(bits) || r.handler != handler || r.suspended) continue;
+    const int slot = kind == EventMask::read ? 0 : kind == EventMask::write ? 1 : 2;
+    ++r.calls[slot];
+    ++(slot == 0   ? stats_.input_events
+       : slot == 1 ? stats_.output_events
+                   : stats_.exception_events);
     lock.unlock();
-    hooks_called_.fetch_add(1, std::memory_order_relaxed);
+    count_hook();
     int rc = 0;
     try {
       CurrentHandler current(this, handler);
@@ -821,6 +1158,32 @@ void ThreadPoolReactor::run_io(Lock& lock, Job& job) {
   }
   table_[handle].queued = false;
   sync(handle);
+}
+
+// ---- introspection ------------------------------------------------------------------------------
+
+ReactorStats ThreadPoolReactor::stats() const {
+  Lock lock(mutex_);
+  ReactorStats s = stats_;
+  s.backend = demux_->kind();
+  s.hooks_called = hooks_called_.load(std::memory_order_relaxed);
+  s.handles_registered = user_registrations_;
+  s.timers_pending = timers_.size();
+  s.notifications_queued = notifications_queued_;
+  return s;
+}
+
+void ThreadPoolReactor::dump(std::ostream& os) const {
+  os << "thread pool reactor: " << stats() << '\n';
+  Lock lock(mutex_);
+  for (Handle h = 0; h < static_cast<Handle>(table_.size()); ++h) {
+    const Registration* r = find(h);
+    if (r == nullptr || r->handler == nullptr) continue;
+    os << "  handle " << h << ": " << handler_type_name(*r->handler)
+       << " interest=" << event_mask_name(r->interest) << (r->suspended ? " suspended" : "")
+       << " input=" << r->calls[0] << " output=" << r->calls[1] << " except=" << r->calls[2]
+       << '\n';
+  }
 }
 
 }  // namespace reactor

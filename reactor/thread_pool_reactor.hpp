@@ -10,6 +10,11 @@
 // to lead next and dispatches a job itself. A job whose handler is busy on another thread waits
 // in the queue until that handler's hook returns; then the handle is watched again.
 //
+// It implements Dispatcher, so the handlers of handlers/ (Acceptor, StreamHandler...) and the
+// conformance suite run on it unchanged. handle_events(timeout) lets the calling thread take one
+// turn in the pool (lead one wait or take queued work, then run what is runnable); run_event_loop
+// runs options.threads threads.
+//
 // Threads: every public member may be called from any thread, including from hooks.
 // Destroying a handler: inside one of its own hooks (e.g. `delete this` in handle_close), or
 // from another thread after retire(handler) returned. Destroying a handler that is running on
@@ -36,7 +41,9 @@
 #include "demux/demultiplexer.hpp"
 #include "demux/error.hpp"
 #include "demux/event_mask.hpp"
+#include "demux/unique_fd.hpp"
 #include "handlers/event_handler.hpp"
+#include "reactor/dispatcher.hpp"
 #include "reactor/result.hpp"
 #include "reactor/timer_queue.hpp"
 #include "reactor/wakeup.hpp"
@@ -49,10 +56,12 @@ struct ThreadPoolReactorOptions {
   Backend backend = Backend::best;
   /// Most ready handles taken from one wait.
   std::size_t max_events_per_wait = 128;
+  /// Threads run_event_loop() runs (the caller included); 0 means one per hardware thread.
+  std::size_t threads = 0;
 };
 
 /// A reactor whose event loop runs on a pool of threads (leader/followers).
-class ThreadPoolReactor final : private HandlerRegistry {
+class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
  public:
   /// Throws std::system_error when the backend or the wake-up descriptor cannot be created.
   /// `best` never picks io_uring here; asking for it fails with errc::backend_unavailable (its
@@ -63,48 +72,79 @@ class ThreadPoolReactor final : private HandlerRegistry {
                              const ThreadPoolReactorOptions& options = {});
   /// Must not run while run_event_loop is running. Calls handle_close on every handler still
   /// registered for I/O, runs handle_close calls still queued, drops timers and notifications.
-  ~ThreadPoolReactor();
+  ~ThreadPoolReactor() override;
+  // The interface's shorthands (default masks, one-shot timers, waiting forever).
+  using Dispatcher::handle_events;
+  using Dispatcher::notify;
+  using Dispatcher::remove_handler;
+  using Dispatcher::schedule_timer;
   ThreadPoolReactor(const ThreadPoolReactor&) = delete;
   ThreadPoolReactor& operator=(const ThreadPoolReactor&) = delete;
 
   /// The backend chosen at construction.
-  [[nodiscard]] Backend backend() const noexcept { return demux_->kind(); }
+  [[nodiscard]] Backend backend() const noexcept override { return demux_->kind(); }
 
   /// Registers `handler` for `mask` on handler->get_handle().
-  std::error_code register_handler(EventHandler* handler, EventMask mask);
+  std::error_code register_handler(EventHandler* handler, EventMask mask) override;
   /// Registers `handler` for `mask` on `handle`; errc::already_registered if it has one. A
   /// backend error on a handle added while another thread waits (select / poll / io_uring,
   /// where the leader applies the change) is logged, not returned.
-  std::error_code register_handler(Handle handle, EventHandler* handler, EventMask mask);
+  std::error_code register_handler(Handle handle, EventHandler* handler, EventMask mask) override;
   /// Removes `mask` from the registration and calls handle_close(handle, removed) unless `mask`
   /// has dont_call. If the handler is running on another thread at that moment, handle_close is
   /// queued and runs on a pool thread right after its current hook returns.
-  std::error_code remove_handler(EventHandler* handler, EventMask mask = EventMask::all_io);
+  std::error_code remove_handler(EventHandler* handler, EventMask mask) override;
   /// As above, by handle.
-  std::error_code remove_handler(Handle handle, EventMask mask = EventMask::all_io);
+  std::error_code remove_handler(Handle handle, EventMask mask) override;
   /// Replaces the interest of a registered handle (none keeps it registered but silent).
-  std::error_code set_interest(Handle handle, EventMask mask);
+  std::error_code set_interest(Handle handle, EventMask mask) override;
+  /// Adds `mask` to the interest of a registered handle.
+  std::error_code add_interest(Handle handle, EventMask mask) override;
+  /// Removes `mask` from the interest of a registered handle; never calls handle_close.
+  std::error_code clear_interest(Handle handle, EventMask mask) override;
   /// The interest of `handle` (none when not registered).
-  [[nodiscard]] EventMask interest(Handle handle) const;
+  [[nodiscard]] EventMask interest(Handle handle) const override;
+  /// The handler registered on `handle`, or nullptr.
+  [[nodiscard]] EventHandler* handler(Handle handle) const override;
   /// Number of I/O registrations.
-  [[nodiscard]] std::size_t handler_count() const;
+  [[nodiscard]] std::size_t handler_count() const override;
+  /// Stops dispatching events of `handle` until resume_handler (timers still fire). A hook
+  /// already running finishes; a queued event of the handle is held until it is resumed.
+  std::error_code suspend_handler(Handle handle) override;
+  /// By handler->get_handle().
+  std::error_code suspend_handler(EventHandler* handler) override;
+  /// Resumes a suspended handle.
+  std::error_code resume_handler(Handle handle) override;
+  /// By handler->get_handle().
+  std::error_code resume_handler(EventHandler* handler) override;
+  /// True while `handle` is registered and suspended.
+  [[nodiscard]] bool is_suspended(Handle handle) const override;
 
   /// Calls handler->handle_timeout(now, arg) after `delay`, then every `interval` if positive.
   /// A timer never fires while another hook of the same handler runs.
   Result<TimerId> schedule_timer(EventHandler* handler, const void* arg, Duration delay,
-                                 Duration interval = Duration::zero());
+                                 Duration interval) override;
   /// Cancels a timer; it will not fire unless its hook has already started.
-  std::error_code cancel_timer(TimerId id);
+  std::error_code cancel_timer(TimerId id) override;
   /// Cancels every timer of `handler`; returns how many.
-  std::size_t cancel_timers(EventHandler* handler);
+  std::size_t cancel_timers(EventHandler* handler) override;
+  /// Changes the interval of a timer from its next expiry on (zero makes it one-shot).
+  std::error_code reset_timer_interval(TimerId id, Duration interval) override;
   /// Number of pending timers.
-  [[nodiscard]] std::size_t timer_count() const;
+  [[nodiscard]] std::size_t timer_count() const override;
 
   /// Calls the hooks of `mask` with invalid_handle on a pool thread, once per call, in order
   /// per sender, never while another hook of `handler` runs. Return values are ignored.
-  std::error_code notify(EventHandler* handler, EventMask mask = EventMask::read);
+  std::error_code notify(EventHandler* handler, EventMask mask) override;
   /// Runs `work` on a pool thread. Posts start in FIFO order but may run in parallel.
-  std::error_code post(std::function<void()> work);
+  std::error_code post(std::function<void()> work) override;
+  /// Withdraws queued notify() calls aimed at `handler` (not one already running).
+  std::size_t purge_notifications(EventHandler* handler) override;
+  /// Calls handler->handle_signal(signum) on a pool thread whenever `signum` is delivered (never
+  /// in signal context, never while another hook of `handler` runs).
+  std::error_code register_signal(int signum, EventHandler* handler) override;
+  /// Stops delivering `signum` to `handler`.
+  std::error_code remove_signal(int signum, EventHandler* handler) override;
 
   /// Withdraws every registration, timer and queued notification of `handler` without calling
   /// it, after waiting until no hook of it is running. Afterwards no hook of it will run and
@@ -115,9 +155,26 @@ class ThreadPoolReactor final : private HandlerRegistry {
   /// end_event_loop; returns the first demultiplexer error. A hook's exception stops the loop
   /// and is rethrown here.
   std::error_code run_event_loop(std::size_t threads);
+  /// run_event_loop(options.threads).
+  std::error_code run_event_loop() override;
+  /// One turn of the calling thread in the pool: if no work is queued, waits at most `timeout`
+  /// (leading the demultiplexer's wait, or as a follower while another thread leads), then runs
+  /// the jobs runnable at that moment (work they queue is left for the next turn). Returns how
+  /// many hooks this thread called. errc::reentrant_call from a hook or inside run_event_loop.
+  /// A hook's exception propagates to the caller.
+  Result<std::size_t> handle_events(Duration timeout) override;
   /// Any thread, any time (also before run_event_loop): makes every thread of run_event_loop
   /// return promptly (each finishes the hook it is running).
-  void end_event_loop() noexcept;
+  void end_event_loop() noexcept override;
+  /// True after end_event_loop until run_event_loop has returned.
+  [[nodiscard]] bool event_loop_done() const noexcept override {
+    return stop_.load(std::memory_order_acquire);
+  }
+  /// A snapshot of the counters. time_dispatching and longest_dispatch add up the jobs of all
+  /// threads, so busy_ratio() can exceed 1/threads' share only with several threads busy.
+  [[nodiscard]] ReactorStats stats() const override;
+  /// Writes the counters, then one line per registered handle.
+  void dump(std::ostream& os) const override;
 
   /// Hooks called so far (I/O, timers, notifications, posts, handle_close).
   [[nodiscard]] std::uint64_t hooks_called() const noexcept {
@@ -130,12 +187,18 @@ class ThreadPoolReactor final : private HandlerRegistry {
     EventMask interest = EventMask::none;
     std::uint64_t serial = 0;  // 0: free
     bool queued = false;       // an I/O job holds the handle: out of the kernel's interest
+    bool suspended = false;
+    std::uint64_t calls[3] = {};  // hooks called: input, output, exception
+  };
+  struct SignalWatch {
+    int signum;
+    EventHandler* handler;
   };
   struct KernelState {
     EventMask mask = EventMask::none;  // what the demultiplexer watches
     std::uint64_t serial = 0;          // for which registration
   };
-  enum class JobKind : std::uint8_t { io, timer, notify, post, close };
+  enum class JobKind : std::uint8_t { io, timer, notify, post, close, signal };
   struct Job {
     JobKind kind = JobKind::post;
     EventHandler* handler = nullptr;
@@ -145,6 +208,7 @@ class ThreadPoolReactor final : private HandlerRegistry {
     TimerId timer = invalid_timer;
     const void* arg = nullptr;
     TimePoint now{};
+    int signum = 0;
     std::function<void()> work;
   };
   // Present while a handler has work in the pool: exactly one of its jobs is in ready_ or
@@ -183,10 +247,16 @@ class ThreadPoolReactor final : private HandlerRegistry {
 
   void worker(Lock& lock);
   bool take_job(Job& out);
-  void lead(Lock& lock);
   void run_job(Lock& lock, Job& job);
   void run_io(Lock& lock, Job& job);
   void run_timer(Lock& lock, Job& job);
+  void run_signal(Lock& lock, Job& job);
+  std::error_code wait_and_collect(Lock& lock, Duration limit);
+  void read_signals();
+  std::error_code remove_signal_locked(int signum, EventHandler* handler);
+  std::error_code set_suspended(Handle handle, bool suspended);
+  void count_hook() noexcept;
+  void count_dispatch(Duration spent) noexcept;
 
   std::unique_ptr<Demultiplexer> demux_;
   ThreadPoolReactorOptions options_;
@@ -213,10 +283,18 @@ class ThreadPoolReactor final : private HandlerRegistry {
   bool in_wait_ = false;       // the leader is inside demux_->wait
   bool wake_pending_ = false;  // the wake-up descriptor has been signalled
   bool direct_ctl_ = false;    // the backend's add/modify/remove are safe during a wait (epoll)
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};
   std::error_code error_;
   std::exception_ptr exception_;
   std::atomic<std::uint64_t> hooks_called_{0};
+  std::vector<SignalWatch> signal_watches_;
+  UniqueFd signal_read_;
+  UniqueFd signal_write_;
+  bool signal_watched_ = false;  // the signal pipe is in the demultiplexer
+  ReactorStats stats_;           // under mutex_, except hooks_called (hooks_called_)
+  std::size_t notifications_queued_ = 0;
+  std::size_t jobs_in_round_ = 0;    // jobs the last wait queued
+  std::size_t jobs_since_wait_ = 0;  // jobs taken since then
 };
 
 }  // namespace reactor

@@ -1,6 +1,7 @@
 // The conformance suite's fixture and probe handler. Every test in
-// tests/core/*_conformance_test.cpp runs once per backend in conformance_backends(), so each
-// promise of DESIGN.md is checked on select, poll, epoll and every other backend this build has.
+// tests/core/*_conformance_test.cpp runs once per target in conformance_targets(), so each
+// promise of DESIGN.md is checked on select, poll, epoll and every other backend this build has,
+// on the single-threaded Reactor and on the ThreadPoolReactor.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -72,16 +73,19 @@ class Probe : public EventHandler {
   bool final_ = false;
 };
 
-/// Fixture: a fresh Reactor on the backend under test.
+/// Fixture: a fresh dispatcher on the backend under test: a Reactor, or a ThreadPoolReactor
+/// driven through the same interface (handle_events turns on the test's thread).
 class Conformance : public ::testing::TestWithParam<BackendParam> {
  protected:
-  void SetUp() override { reactor_ = std::make_unique<Reactor>(GetParam().make()); }
+  void SetUp() override { reactor_ = GetParam().make_dispatcher(); }
   void TearDown() override { reactor_.reset(); }
-  Reactor& r() { return *reactor_; }
+  Dispatcher& r() { return *reactor_; }
   /// True when the backend under test is select (FD_SETSIZE limits apply).
   bool is_select() const { return reactor_->backend() == Backend::select; }
+  /// True when the dispatcher under test is a ThreadPoolReactor.
+  bool is_thread_pool() const { return GetParam().thread_pool; }
 
-  std::unique_ptr<Reactor> reactor_;
+  std::unique_ptr<Dispatcher> reactor_;
 };
 
 }  // namespace reactor::test

@@ -69,7 +69,7 @@ TEST_P(IntrospectionConformance, DumpWritesOneLinePerHandler) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, IntrospectionConformance,
-                         ::testing::ValuesIn(conformance_backends()), backend_param_name);
+                         ::testing::ValuesIn(conformance_targets()), backend_param_name);
 
 TEST(LogSink, ReplacedSinkReceivesMessagesAndDefaultIsRestorable) {
   struct Captured {

@@ -314,7 +314,7 @@ TEST_P(IoConformance, ClosedBehindTheReactorsBackNeitherCrashesNorSpins) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, IoConformance, ::testing::ValuesIn(conformance_backends()),
+INSTANTIATE_TEST_SUITE_P(Backends, IoConformance, ::testing::ValuesIn(conformance_targets()),
                          backend_param_name);
 
 }  // namespace

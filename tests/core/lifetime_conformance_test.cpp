@@ -78,14 +78,14 @@ TEST_P(LifetimeConformance, DeleteInHandleCloseIsSafe) {
 // which then must get no event from that batch (promise 3).
 class PairFixture {
  public:
-  explicit PairFixture(Reactor& r) : reactor_(r) {
+  explicit PairFixture(Dispatcher& r) : reactor_(r) {
     for (int i = 0; i < 2; ++i) {
       probes_[i] = std::make_unique<Probe>(pipes_[i].r.get());
       EXPECT_FALSE(reactor_.register_handler(probes_[i].get(), EventMask::read));
       EXPECT_TRUE(put(pipes_[i].w.get(), "x"));
     }
   }
-  Reactor& reactor_;
+  Dispatcher& reactor_;
   Pipe pipes_[2];
   std::unique_ptr<Probe> probes_[2];
 };
@@ -241,7 +241,7 @@ TEST_P(LifetimeConformance, HandlerRegisteredWithTwoReactorsIsRefused) {
   EXPECT_FALSE(other.remove_handler(q.r.get()));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, LifetimeConformance, ::testing::ValuesIn(conformance_backends()),
+INSTANTIATE_TEST_SUITE_P(Backends, LifetimeConformance, ::testing::ValuesIn(conformance_targets()),
                          backend_param_name);
 
 }  // namespace

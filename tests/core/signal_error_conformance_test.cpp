@@ -187,9 +187,9 @@ TEST(Backends, UnknownOrUnavailableBackendsAreReported) {
   for (Backend available : available_backends()) EXPECT_TRUE(backend_available(available));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, SignalConformance, ::testing::ValuesIn(conformance_backends()),
+INSTANTIATE_TEST_SUITE_P(Backends, SignalConformance, ::testing::ValuesIn(conformance_targets()),
                          backend_param_name);
-INSTANTIATE_TEST_SUITE_P(Backends, ErrorConformance, ::testing::ValuesIn(conformance_backends()),
+INSTANTIATE_TEST_SUITE_P(Backends, ErrorConformance, ::testing::ValuesIn(conformance_targets()),
                          backend_param_name);
 
 }  // namespace

@@ -167,7 +167,7 @@ TEST_P(ThreadConformance, ExceptionFromAHookPropagatesAndTheReactorStaysUsable) 
   ASSERT_TRUE(run_until(r(), [&] { return h.inputs == 2 && t.timeouts == 1; }));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ThreadConformance, ::testing::ValuesIn(conformance_backends()),
+INSTANTIATE_TEST_SUITE_P(Backends, ThreadConformance, ::testing::ValuesIn(conformance_targets()),
                          backend_param_name);
 
 }  // namespace

@@ -180,7 +180,7 @@ TEST_P(TimerConformance, InvalidArgumentsAreRefused) {
   EXPECT_EQ(r().reset_timer_interval(12345, milliseconds(1)), errc::timer_not_found);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, TimerConformance, ::testing::ValuesIn(conformance_backends()),
+INSTANTIATE_TEST_SUITE_P(Backends, TimerConformance, ::testing::ValuesIn(conformance_targets()),
                          backend_param_name);
 
 }  // namespace

@@ -130,7 +130,7 @@ TEST(InProcessFaults, IdleTimeoutClosesSilentAndStalledClientsOnly) {
   Tally tally;  // outlives the reactor, whose destruction closes the remaining services
   Reactor r;
   constexpr auto idle = 300ms;
-  Acceptor<HttpService> acceptor(r, [&](Reactor& rr, UniqueFd fd, const SocketAddress&) {
+  Acceptor<HttpService> acceptor(r, [&](Dispatcher& rr, UniqueFd fd, const SocketAddress&) {
     return std::make_unique<HttpService>(rr, std::move(fd), tally, idle);
   });
   ASSERT_FALSE(acceptor.open(SocketAddress::loopback_v4(0)));
@@ -192,7 +192,7 @@ TEST_P(EintrStorm, EveryEchoedByteArrivesWhileATimerSignalFiresEveryMillisecond)
   if (!reactor::backend_available(GetParam())) GTEST_SKIP() << "backend not available here";
   Tally tally;  // outlives the reactor
   Reactor r(GetParam());
-  Acceptor<EchoService> acceptor(r, [&](Reactor& rr, UniqueFd fd, const SocketAddress&) {
+  Acceptor<EchoService> acceptor(r, [&](Dispatcher& rr, UniqueFd fd, const SocketAddress&) {
     return std::make_unique<EchoService>(rr, std::move(fd), tally);
   });
   ASSERT_FALSE(acceptor.open(SocketAddress::loopback_v4(0)));
@@ -289,7 +289,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, EintrStorm,
 TEST(InProcessFaults, ThrowingServiceStopsTheLoopAndTheReactorStaysUsable) {
   Tally tally;  // outlives the reactor, whose destruction closes the remaining services
   Reactor r;
-  Acceptor<EchoService> acceptor(r, [&](Reactor& rr, UniqueFd fd, const SocketAddress&) {
+  Acceptor<EchoService> acceptor(r, [&](Dispatcher& rr, UniqueFd fd, const SocketAddress&) {
     return std::make_unique<EchoService>(rr, std::move(fd), tally);
   });
   ASSERT_FALSE(acceptor.open(SocketAddress::loopback_v4(0)));
@@ -344,7 +344,7 @@ TEST(InProcessFaults, AcceptorConnectionLimitHoldsNewClientsInTheBacklog) {
   options.max_connections = 3;
   Acceptor<EchoService> acceptor(
       r,
-      [&](Reactor& rr, UniqueFd fd, const SocketAddress&) {
+      [&](Dispatcher& rr, UniqueFd fd, const SocketAddress&) {
         return std::make_unique<EchoService>(rr, std::move(fd), tally);
       },
       options);

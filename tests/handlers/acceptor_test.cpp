@@ -46,7 +46,7 @@ TEST_P(AcceptorTest, ServesIpv4) {
 
 TEST_P(AcceptorTest, ServesIpv6) {
   ServiceLog& log = new_log();
-  Acceptor<TestService> probe(r(), [&](Reactor& rr, UniqueFd fd, const SocketAddress&) {
+  Acceptor<TestService> probe(r(), [&](Dispatcher& rr, UniqueFd fd, const SocketAddress&) {
     return std::make_unique<TestService>(rr, std::move(fd), log);
   });
   if (auto ec = probe.open(SocketAddress::loopback_v6(0))) {
@@ -71,7 +71,7 @@ TEST_P(AcceptorTest, ServesUnixDomainAndRemovesItsSocketFile) {
 TEST_P(AcceptorTest, BindFailureIsReportedAsAnError) {
   ServiceLog& log = new_log();
   auto a = listen(SocketAddress::loopback_v4(0), log);
-  Acceptor<TestService> second(r(), [&](Reactor& rr, UniqueFd fd, const SocketAddress&) {
+  Acceptor<TestService> second(r(), [&](Dispatcher& rr, UniqueFd fd, const SocketAddress&) {
     return std::make_unique<TestService>(rr, std::move(fd), log);
   });
   EXPECT_EQ(second.open(a->local_address()), std::errc::address_in_use);
@@ -82,7 +82,7 @@ TEST_P(AcceptorTest, ReusePortLetsTwoAcceptorsShareAPort) {
   ServiceLog& log = new_log();
   AcceptorOptions o;
   o.reuse_port = true;
-  auto factory = [&](Reactor& rr, UniqueFd fd, const SocketAddress&) {
+  auto factory = [&](Dispatcher& rr, UniqueFd fd, const SocketAddress&) {
     return std::make_unique<TestService>(rr, std::move(fd), log);
   };
   Acceptor<TestService> a(r(), factory, o);
@@ -105,8 +105,9 @@ TEST_P(AcceptorTest, ABurstIsAcceptedInBatchesAndEveryHandlerIsFreedAtTheEnd) {
 }
 
 TEST_P(AcceptorTest, FactoryReturningNullRefusesTheConnection) {
-  Acceptor<TestService> a(
-      r(), [](Reactor&, UniqueFd, const SocketAddress&) { return std::unique_ptr<TestService>(); });
+  Acceptor<TestService> a(r(), [](Dispatcher&, UniqueFd, const SocketAddress&) {
+    return std::unique_ptr<TestService>();
+  });
   ASSERT_FALSE(a.open(SocketAddress::loopback_v4(0)));
   UniqueFd c = connect_client(a.local_address());
   std::string got;

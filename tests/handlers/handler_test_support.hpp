@@ -151,7 +151,7 @@ class HandlerTest : public ::testing::TestWithParam<BackendParam> {
                                                 const StreamOptions& options = {},
                                                 std::function<void(TestService&)> setup = {}) {
     auto a = std::make_unique<Acceptor<TestService>>(
-        r(), [&log, options, setup](Reactor& rr, UniqueFd fd, const SocketAddress&) {
+        r(), [&log, options, setup](Dispatcher& rr, UniqueFd fd, const SocketAddress&) {
           auto s = std::make_unique<TestService>(rr, std::move(fd), log, options);
           if (setup) setup(*s);
           return s;

@@ -131,14 +131,14 @@ TEST_P(ReactorPoolTest, DestructorStopsAndJoins) {
 
 struct Census {
   std::mutex mutex;
-  std::set<Reactor*> reactors;  // where services ran
+  std::set<Dispatcher*> reactors;  // where services ran
   std::atomic<int> opened{0};
   std::atomic<int> closed{0};
 };
 
 class PoolEcho final : public StreamHandler {
  public:
-  PoolEcho(Reactor& r, UniqueFd fd, Census& census)
+  PoolEcho(Dispatcher& r, UniqueFd fd, Census& census)
       : StreamHandler(r, std::move(fd)), census_(census) {}
 
  protected:
@@ -246,7 +246,7 @@ TEST_P(ReactorPoolTest, ReusePortAcceptorPerReactor) {
   for (std::size_t i = 0; i < n; ++i) {
     acceptors.push_back(std::make_unique<Acceptor<PoolEcho>>(
         pool.at(i),
-        [&](Reactor& r, UniqueFd fd, const SocketAddress&) {
+        [&](Dispatcher& r, UniqueFd fd, const SocketAddress&) {
           return std::make_unique<PoolEcho>(r, std::move(fd), census);
         },
         options));
@@ -269,7 +269,7 @@ TEST_P(ReactorPoolTest, ReusePortAcceptorPerReactor) {
   EXPECT_EQ(census.opened.load(), clients);
   // The kernel's hash decides who gets which connection, so only "served by the pool" is
   // certain; every connection landed on one of its reactors.
-  for (Reactor* r : census.reactors) {
+  for (Dispatcher* r : census.reactors) {
     bool ours = false;
     for (std::size_t i = 0; i < n; ++i) ours = ours || r == &pool.at(i);
     EXPECT_TRUE(ours);

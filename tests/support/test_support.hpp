@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "reactor/reactor.hpp"
+#include "reactor/thread_pool_reactor.hpp"
 
 namespace reactor::test {
 
@@ -63,7 +64,7 @@ inline std::string take(int fd) {
 
 /// Runs the reactor until `done()` holds or `limit` passes; true when `done()` held.
 /// This is a bounded wait on a condition, not a sleep standing in for synchronisation.
-inline bool run_until(Reactor& r, const std::function<bool()>& done,
+inline bool run_until(Dispatcher& r, const std::function<bool()>& done,
                       std::chrono::milliseconds limit = std::chrono::seconds(10)) {
   const auto deadline = Clock::now() + limit;
   while (!done()) {
@@ -78,10 +79,37 @@ inline bool run_until(Reactor& r, const std::function<bool()>& done,
 struct BackendParam {
   std::string name;
   std::function<std::unique_ptr<Demultiplexer>()> make;
+  /// Run on a ThreadPoolReactor instead of a Reactor (conformance_targets()).
+  bool thread_pool = false;
+
+  /// A fresh dispatcher of the kind this parameter names, on its backend.
+  [[nodiscard]] std::unique_ptr<Dispatcher> make_dispatcher() const {
+    if (thread_pool) {
+      ThreadPoolReactorOptions options;
+      options.threads = 2;
+      return std::make_unique<ThreadPoolReactor>(make(), options);
+    }
+    return std::make_unique<Reactor>(make());
+  }
 };
 
 /// Every backend available in this build (and test-only ones, such as emulated kqueue).
 std::vector<BackendParam> conformance_backends();
+
+/// conformance_backends() on a Reactor, then each of them that a ThreadPoolReactor accepts
+/// (all but io_uring, whose ring serves one thread) on a ThreadPoolReactor, named "pool_<backend>".
+inline std::vector<BackendParam> conformance_targets() {
+  std::vector<BackendParam> out = conformance_backends();
+  const std::size_t n = out.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (out[i].name == "io_uring") continue;
+    BackendParam pool = out[i];
+    pool.name = "pool_" + pool.name;
+    pool.thread_pool = true;
+    out.push_back(std::move(pool));
+  }
+  return out;
+}
 
 /// Prints a backend parameter by name in test output.
 inline void PrintTo(const BackendParam& param, std::ostream* os) { *os << param.name; }
