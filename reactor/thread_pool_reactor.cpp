@@ -37,6 +37,10 @@ thread_local const EventHandler* tl_handler = nullptr;
 thread_local const ThreadPoolReactor* tl_worker = nullptr;
 // Hooks this thread has called, for handle_events' count.
 thread_local std::size_t tl_hooks = 0;
+// Handlers registered by the job this thread is running (see register_handler): they count as
+// running on this thread until the job ends. Null outside jobs.
+thread_local std::vector<std::pair<EventHandler*, std::uint64_t>>* tl_adopted = nullptr;
+thread_local const ThreadPoolReactor* tl_adopter = nullptr;
 
 // Marks this thread as one of `reactor`'s workers for a scope.
 class WorkerScope {
@@ -463,14 +467,17 @@ std::error_code ThreadPoolReactor::register_handler(Handle handle, EventHandler*
   ++user_registrations_;
   if (in_wait_ && !direct_ctl_) {
     sync(handle);
-    return {};
-  }
-  if (auto ec = apply_sync(handle)) {
+  } else if (auto ec = apply_sync(handle)) {
     // The backend refused the descriptor (e.g. a regular file on epoll): report it.
     table_[handle] = Registration{};
     --user_registrations_;
     release_ref(handler);
     return ec;
+  }
+  // Registered from a job on this pool (an acceptor starting a service): the new handler counts
+  // as running on this thread until that job ends, so its first events wait for the job.
+  if (tl_adopter == this && tl_adopted != nullptr && !busy_.contains(handler)) {
+    tl_adopted->emplace_back(handler, begin_busy(handler));
   }
   return {};
 }
@@ -762,7 +769,9 @@ std::error_code ThreadPoolReactor::retire(EventHandler* handler) {
   ++retire_waiters_;
   idle_.wait(lock, [&] {
     auto it = busy_.find(handler);
-    return it == busy_.end() || !it->second.running;
+    // Running on this very thread: adopted by the job this thread runs (see register_handler).
+    return it == busy_.end() || !it->second.running ||
+           it->second.thread == std::this_thread::get_id();
   });
   --retire_waiters_;
   if (handler->registry_ == this) forget_locked(handler);
@@ -1007,6 +1016,23 @@ void ThreadPoolReactor::run_job(Lock& lock, Job& job) {
       if (lock.owns_lock()) self.count_dispatch(Clock::now() - start);
     }
   } timing{*this, lock, start};
+  // Handlers this job registers stay "running here" until it ends (lock held then), so a
+  // service started from a hook (an acceptor's on_open) is never dispatched on another thread
+  // while this one still initialises it.
+  std::vector<std::pair<EventHandler*, std::uint64_t>> adopted;
+  struct Adoption {
+    ThreadPoolReactor& self;
+    std::vector<std::pair<EventHandler*, std::uint64_t>>& adopted;
+    decltype(tl_adopted) saved_list;
+    const ThreadPoolReactor* saved_owner;
+    ~Adoption() {
+      tl_adopted = saved_list;
+      tl_adopter = saved_owner;
+      for (auto [handler, token] : adopted) self.end_busy(handler, token);
+    }
+  } adoption{*this, adopted, tl_adopted, tl_adopter};
+  tl_adopted = &adopted;
+  tl_adopter = this;
   if (job.kind == JobKind::post) {
     ++stats_.notifications_run;
     lock.unlock();

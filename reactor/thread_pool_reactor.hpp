@@ -16,6 +16,10 @@
 // runs options.threads threads.
 //
 // Threads: every public member may be called from any thread, including from hooks.
+// A handler registered from inside a hook (or post) running on the pool counts as running on
+// that thread until the hook returns: a service an acceptor starts is never dispatched on another
+// thread while the acceptor's thread still initialises it (on_open). Registering from a thread
+// outside the pool while the loop runs has no such grace: finish initialising first.
 // Destroying a handler: inside one of its own hooks (e.g. `delete this` in handle_close), or
 // from another thread after retire(handler) returned. Destroying a handler that is running on
 // another thread is undefined behaviour (its derived part would be gone while the hook runs).

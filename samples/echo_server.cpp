@@ -2,11 +2,14 @@
 // from the framework's parts: an Acceptor that makes one EchoConnection (a StreamHandler) per
 // client. Backpressure, partial writes, resets and descriptor exhaustion are the handlers' job.
 //
-//   echo_server [--port N] [--backend NAME] [--threads N] [--stats] [--max-fds N]
+//   echo_server [--port N] [--backend NAME] [--threads N] [--model pool|tp] [--stats]
+//               [--max-fds N]
 //
 // --port 0 picks a free port; the banner on stdout says which. --max-fds lowers RLIMIT_NOFILE
-// (for exercising descriptor exhaustion). --threads N > 1 runs a ReactorPool: N single-threaded
-// reactors, one thread each. SIGINT / SIGTERM end the program (every thread) with status 0.
+// (for exercising descriptor exhaustion). --threads N > 1 runs N event-loop threads: with
+// --model pool (the default) a ReactorPool, N single-threaded reactors, one thread each; with
+// --model tp one ThreadPoolReactor served by N threads (leader/followers), the same services
+// unchanged. SIGINT / SIGTERM end the program (every thread) with status 0.
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -19,6 +22,7 @@
 #include "handlers/stream_handler.hpp"
 #include "reactor/reactor.hpp"
 #include "reactor/reactor_pool.hpp"
+#include "reactor/thread_pool_reactor.hpp"
 #include "sample_args.hpp"
 #include "sample_stats.hpp"
 
@@ -134,15 +138,47 @@ int serve_pool(const sample::ServerArgs& args) {
   return 0;
 }
 
+// --model tp: one ThreadPoolReactor, one acceptor, N threads taking turns in one demultiplexer.
+// The services are the same EchoConnection: they see a Dispatcher either way.
+int serve_thread_pool(const sample::ServerArgs& args) {
+  reactor::ThreadPoolReactorOptions options;
+  options.backend = args.backend;
+  options.threads = args.threads;
+  reactor::ThreadPoolReactor r(options);
+  sample::StatsReporter stats(r, args.stats);
+  reactor::Acceptor<EchoConnection> acceptor(r);
+  const auto address = reactor::SocketAddress::loopback_v4(args.port);
+  if (auto ec = acceptor.open(address)) return cannot_listen(address, ec);
+  Stopper stopper([&r] { r.end_event_loop(); });
+  (void)r.register_signal(SIGINT, &stopper);
+  (void)r.register_signal(SIGTERM, &stopper);
+  std::printf("%s listening on %s (backend %s, thread-pool reactor with %zu threads)\n", program,
+              acceptor.local_address().to_string().c_str(),
+              std::string(reactor::backend_name(r.backend())).c_str(), args.threads);
+  std::fflush(stdout);
+  if (auto ec = r.run_event_loop()) {
+    std::fprintf(stderr, "%s: %s\n", program, ec.message().c_str());
+    return 1;
+  }
+  // The acceptor and stopper end before the reactor; their registrations end with them.
+  (void)r.retire(&acceptor);
+  (void)r.retire(&stopper);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   sample::ServerArgs args{.port = 7000};
   long max_fds = 0;
+  std::string model = "pool";
   sample::ArgParser parser(program, "Echoes every byte back to the client that sent it.");
   sample::add_server_flags(parser, args);
   parser.integer("--max-fds", max_fds, 1, 1 << 24, "N",
                  "lower RLIMIT_NOFILE to N (to exercise descriptor exhaustion)");
+  parser.choice("--model", model, {"pool", "tp"},
+                "with --threads N > 1: pool = one reactor per thread, tp = one thread-pool "
+                "reactor served by N threads (default pool)");
   if (auto status = parser.parse(argc, argv)) return *status;
   if (max_fds > 0) {
     rlimit lim{};
@@ -151,6 +187,7 @@ int main(int argc, char** argv) {
     if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) std::perror("echo_server: setrlimit");
   }
   try {
+    if (model == "tp") return serve_thread_pool(args);
     return args.threads == 1 ? serve_single(args) : serve_pool(args);
   } catch (const std::system_error& e) {
     std::fprintf(stderr, "%s: %s\n", program, e.what());
