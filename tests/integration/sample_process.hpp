@@ -247,6 +247,8 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   [[nodiscard]] bool connected() const { return fd_ >= 0; }
+  /// The socket (for a caller's own poll loop).
+  [[nodiscard]] int fd() const { return fd_; }
   /// Sends all of `bytes`; false on error.
   bool send(std::string_view bytes) {
     while (!bytes.empty()) {
