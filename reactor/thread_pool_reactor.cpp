@@ -882,6 +882,8 @@ Result<std::size_t> ThreadPoolReactor::handle_events(Duration timeout) {
   if (!leader_) {
     // Like Reactor: every turn looks at the kernel, without blocking when work is queued.
     if (auto ec = wait_and_collect(lock, ready_.empty() ? timeout : Duration::zero())) return ec;
+    // This turn ends after its jobs: a follower waiting for the lead may take it now.
+    if (idle_threads_ > 0 && ready_.empty()) followers_.notify_one();
   } else if (ready_.empty()) {
     // Another thread leads: wait as a follower for work it hands out.
     auto woken = [&] { return !ready_.empty() || stop_ || !leader_; };
@@ -1001,8 +1003,9 @@ std::error_code ThreadPoolReactor::wait_and_collect(Lock& lock, Duration limit) 
     }
   }
   jobs_in_round_ = ready_.size();
-  // Hand leadership on: one follower either leads next or takes a job.
-  if (idle_threads_ > 0) followers_.notify_one();
+  // Hand leadership on: while this thread takes a job, one follower leads next or takes another.
+  // With nothing queued this thread leads again itself; waking a follower would only spin it.
+  if (idle_threads_ > 0 && !ready_.empty()) followers_.notify_one();
   return {};
 }
 
