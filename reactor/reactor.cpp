@@ -20,7 +20,6 @@
 #include <string>
 
 #include "reactor/log.hpp"
-#include "reactor/signal_router.hpp"
 
 namespace reactor {
 namespace {
@@ -79,10 +78,7 @@ Reactor::~Reactor() {
     detach(e.handler);
     timers_.finish_firing(e.id, TimePoint::max(), false);
   }
-  for (const SignalWatch& w : signal_watches_) detach(w.handler);
-  for (const SignalWatch& w : signal_watches_) {
-    signal_router::unsubscribe(w.signum, signal_write_.get());
-  }
+  for (const SignalWatches::Watch& w : signals_.watches()) detach(w.handler);
 }
 
 // ---- registration bookkeeping ------------------------------------------------------------------
@@ -211,12 +207,8 @@ void Reactor::forget_handler(EventHandler& handler) noexcept {
     }
   }
   timers_.forget(&handler);
-  std::vector<int> signums;
-  for (const SignalWatch& w : signal_watches_) {
-    if (w.handler == &handler) signums.push_back(w.signum);
-  }
   // remove_signal also gives the signal back to its old disposition when no watch is left.
-  for (int signum : signums) (void)remove_signal(signum, &handler);
+  for (int signum : signals_.signals_of(&handler)) (void)remove_signal(signum, &handler);
   notifications_.purge(&handler);
   handler.registry_ = nullptr;
   handler.registrations_ = 0;
@@ -420,73 +412,45 @@ void Reactor::run_notifications(std::size_t& dispatched) {
 
 // ---- signals -----------------------------------------------------------------------------------
 
-std::error_code Reactor::open_signal_pipe() {
-  if (signal_read_) return {};
-  int fds[2];
-  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return last_system_error();
-  signal_read_.reset(fds[0]);
-  signal_write_.reset(fds[1]);
-  if (auto ec = add_registration(fds[0], internal_marker, EventMask::read, true)) {
-    signal_read_.reset();
-    signal_write_.reset();
-    return ec;
-  }
-  return {};
-}
-
 std::error_code Reactor::register_signal(int signum, EventHandler* handler) {
   if (handler == nullptr) return errc::invalid_argument;
-  for (const SignalWatch& w : signal_watches_) {
-    if (w.signum == signum && w.handler == handler) return errc::already_registered;
+  if (signals_.contains(signum, handler)) return errc::already_registered;
+  bool created = false;
+  if (auto ec = signals_.open_pipe(created)) return ec;
+  if (created) {
+    if (auto ec =
+            add_registration(signals_.read_handle(), internal_marker, EventMask::read, true)) {
+      signals_.close_pipe();
+      return ec;
+    }
   }
-  if (auto ec = open_signal_pipe()) return ec;
-  const bool first = std::none_of(signal_watches_.begin(), signal_watches_.end(),
-                                  [&](const SignalWatch& w) { return w.signum == signum; });
-  if (first) {
-    if (auto ec = signal_router::subscribe(signum, signal_write_.get())) return ec;
-  }
-  if (auto ec = attach(handler)) {
-    if (first) signal_router::unsubscribe(signum, signal_write_.get());
+  if (auto ec = attach(handler)) return ec;
+  if (auto ec = signals_.add(signum, handler)) {
+    release_ref(handler);
     return ec;
   }
-  signal_watches_.push_back({signum, handler});
   return {};
 }
 
 std::error_code Reactor::remove_signal(int signum, EventHandler* handler) {
-  auto it = std::find_if(signal_watches_.begin(), signal_watches_.end(), [&](const SignalWatch& w) {
-    return w.signum == signum && w.handler == handler;
-  });
-  if (it == signal_watches_.end()) return errc::not_registered;
-  signal_watches_.erase(it);
+  if (!signals_.remove(signum, handler)) return errc::not_registered;
   release_ref(handler);
-  const bool last = std::none_of(signal_watches_.begin(), signal_watches_.end(),
-                                 [&](const SignalWatch& w) { return w.signum == signum; });
-  if (last) signal_router::unsubscribe(signum, signal_write_.get());
   return {};
 }
 
 void Reactor::read_signals(std::size_t& dispatched) {
-  // Coalesce what arrived since the last read: POSIX does not queue signals either.
-  bool seen[256] = {};
-  unsigned char buffer[256];
-  ssize_t n = 0;
-  while ((n = ::read(signal_read_.get(), buffer, sizeof buffer)) > 0 || (n < 0 && errno == EINTR)) {
-    for (ssize_t i = 0; i < n; ++i) seen[buffer[i]] = true;
-  }
-  for (int signum = 1; signum < 256; ++signum) {
-    if (!seen[signum]) continue;
+  SignalWatches::Arrivals arrived{};
+  signals_.drain(arrived);
+  for (int signum = 1; signum < static_cast<int>(arrived.size()); ++signum) {
+    if (!arrived[signum]) continue;
     // Hooks may add or remove watches (or destroy handlers): call a snapshot, re-checking
     // that each watch still exists right before its call.
-    std::vector<SignalWatch> snapshot;
-    for (const SignalWatch& w : signal_watches_) {
+    std::vector<SignalWatches::Watch> snapshot;
+    for (const SignalWatches::Watch& w : signals_.watches()) {
       if (w.signum == signum) snapshot.push_back(w);
     }
-    for (const SignalWatch& w : snapshot) {
-      const bool present = std::any_of(
-          signal_watches_.begin(), signal_watches_.end(),
-          [&](const SignalWatch& s) { return s.signum == w.signum && s.handler == w.handler; });
-      if (!present) continue;
+    for (const SignalWatches::Watch& w : snapshot) {
+      if (!signals_.contains(w.signum, w.handler)) continue;
       ++dispatched;
       ++stats_.signals_delivered;
       if (w.handler->handle_signal(signum) < 0) (void)remove_signal(signum, w.handler);

@@ -25,6 +25,7 @@
 #include "reactor/dispatcher.hpp"
 #include "reactor/notification_queue.hpp"
 #include "reactor/result.hpp"
+#include "reactor/signal_watches.hpp"
 #include "reactor/timer_queue.hpp"
 
 namespace reactor {
@@ -178,10 +179,6 @@ class Reactor final : public Dispatcher, private HandlerRegistry {
     Handle handle;
     std::uint64_t serial;
   };
-  struct SignalWatch {
-    int signum;
-    EventHandler* handler;
-  };
 
   void forget_handler(EventHandler& handler) noexcept override;
 
@@ -208,7 +205,6 @@ class Reactor final : public Dispatcher, private HandlerRegistry {
   void expire_timers(TimePoint now, std::size_t& dispatched);
   void run_notifications(std::size_t& dispatched);
   void read_signals(std::size_t& dispatched);
-  std::error_code open_signal_pipe();
 
   std::unique_ptr<Demultiplexer> demux_;
   ReactorOptions options_;
@@ -221,9 +217,7 @@ class Reactor final : public Dispatcher, private HandlerRegistry {
   std::size_t user_registrations_ = 0;
   TimerQueue timers_;
   NotificationQueue notifications_;
-  std::vector<SignalWatch> signal_watches_;
-  UniqueFd signal_read_;
-  UniqueFd signal_write_;
+  SignalWatches signals_;
   std::atomic<bool> stop_{false};
   bool dispatching_ = false;
   ReactorStats stats_;

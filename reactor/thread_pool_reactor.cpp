@@ -14,9 +14,6 @@
 //   reused descriptor number never gets its predecessor's event.
 #include "reactor/thread_pool_reactor.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <iterator>
@@ -24,7 +21,6 @@
 #include <string>
 
 #include "reactor/log.hpp"
-#include "reactor/signal_router.hpp"
 
 namespace reactor {
 namespace {
@@ -141,12 +137,9 @@ ThreadPoolReactor::~ThreadPoolReactor() {
     }
     timers_.finish_firing(e.id, TimePoint::max(), false);
   }
-  for (const SignalWatch& w : signal_watches_) {
+  for (const SignalWatches::Watch& w : signals_.watches()) {
     w.handler->registry_ = nullptr;
     w.handler->registrations_ = 0;
-  }
-  for (const SignalWatch& w : signal_watches_) {
-    signal_router::unsubscribe(w.signum, signal_write_.get());
   }
 }
 
@@ -243,8 +236,8 @@ std::error_code ThreadPoolReactor::apply_sync(Handle handle) noexcept {
 }
 
 void ThreadPoolReactor::apply_pending() noexcept {
-  if (signal_read_ && !signal_watched_) {
-    if (auto ec = demux_->add(signal_read_.get(), EventMask::read)) {
+  if (signals_.read_handle() >= 0 && !signal_watched_) {
+    if (auto ec = demux_->add(signals_.read_handle(), EventMask::read)) {
       log_message(LogLevel::error,
                   "thread pool reactor: cannot watch the signal pipe: " + ec.message());
     }
@@ -389,11 +382,7 @@ void ThreadPoolReactor::forget_locked(EventHandler* handler) noexcept {
     if (r != nullptr && r->handler == handler) end_registration(h);
   }
   timers_.forget(handler);
-  std::vector<int> signums;
-  for (const SignalWatch& w : signal_watches_) {
-    if (w.handler == handler) signums.push_back(w.signum);
-  }
-  for (int signum : signums) (void)remove_signal_locked(signum, handler);
+  for (int signum : signals_.signals_of(handler)) (void)remove_signal_locked(signum, handler);
   for (auto it = ready_.begin(); it != ready_.end();) {
     if (it->handler != handler) {
       ++it;
@@ -452,8 +441,7 @@ std::error_code ThreadPoolReactor::register_handler(Handle handle, EventHandler*
   mask &= EventMask::all_io;
   if (!any(mask)) return errc::invalid_argument;
   Lock lock(mutex_);
-  if (handle == wakeup_.handle() || (signal_read_ && handle == signal_read_.get()) ||
-      find(handle) != nullptr) {
+  if (handle == wakeup_.handle() || handle == signals_.read_handle() || find(handle) != nullptr) {
     return errc::already_registered;
   }
   if (static_cast<std::size_t>(handle) >= table_.size()) {
@@ -692,16 +680,10 @@ std::size_t ThreadPoolReactor::purge_notifications(EventHandler* handler) {
 std::error_code ThreadPoolReactor::register_signal(int signum, EventHandler* handler) {
   if (handler == nullptr) return errc::invalid_argument;
   Lock lock(mutex_);
-  for (const SignalWatch& w : signal_watches_) {
-    if (w.signum == signum && w.handler == handler) return errc::already_registered;
-  }
-  if (!signal_read_) {
-    int fds[2];
-    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return last_system_error();
-    signal_read_.reset(fds[0]);
-    signal_write_.reset(fds[1]);
-    signal_watched_ = false;
-  }
+  if (signals_.contains(signum, handler)) return errc::already_registered;
+  bool created = false;
+  if (auto ec = signals_.open_pipe(created)) return ec;
+  if (created) signal_watched_ = false;
   if (!signal_watched_) {
     if (in_wait_ && !direct_ctl_) {
       wake_leader();  // the leader adds the pipe after its wait (apply_pending)
@@ -709,16 +691,11 @@ std::error_code ThreadPoolReactor::register_signal(int signum, EventHandler* han
       apply_pending();
     }
   }
-  const bool first = std::none_of(signal_watches_.begin(), signal_watches_.end(),
-                                  [&](const SignalWatch& w) { return w.signum == signum; });
-  if (first) {
-    if (auto ec = signal_router::subscribe(signum, signal_write_.get())) return ec;
-  }
-  if (auto ec = attach(handler)) {
-    if (first) signal_router::unsubscribe(signum, signal_write_.get());
+  if (auto ec = attach(handler)) return ec;
+  if (auto ec = signals_.add(signum, handler)) {
+    release_ref(handler);
     return ec;
   }
-  signal_watches_.push_back({signum, handler});
   return {};
 }
 
@@ -728,30 +705,18 @@ std::error_code ThreadPoolReactor::remove_signal(int signum, EventHandler* handl
 }
 
 std::error_code ThreadPoolReactor::remove_signal_locked(int signum, EventHandler* handler) {
-  auto it = std::find_if(signal_watches_.begin(), signal_watches_.end(), [&](const SignalWatch& w) {
-    return w.signum == signum && w.handler == handler;
-  });
-  if (it == signal_watches_.end()) return errc::not_registered;
-  signal_watches_.erase(it);
+  if (!signals_.remove(signum, handler)) return errc::not_registered;
   release_ref(handler);
-  const bool last = std::none_of(signal_watches_.begin(), signal_watches_.end(),
-                                 [&](const SignalWatch& w) { return w.signum == signum; });
-  if (last) signal_router::unsubscribe(signum, signal_write_.get());
   return {};
 }
 
-// The leader drains the pipe and queues one job per watching handler and signal (signals that
-// arrived since the last read coalesce, as POSIX signals do).
+// The leader drains the pipe and queues one job per watching handler and signal.
 void ThreadPoolReactor::read_signals() {
-  bool seen[256] = {};
-  unsigned char buffer[256];
-  ssize_t n = 0;
-  while ((n = ::read(signal_read_.get(), buffer, sizeof buffer)) > 0 || (n < 0 && errno == EINTR)) {
-    for (ssize_t i = 0; i < n; ++i) seen[buffer[i]] = true;
-  }
-  for (int signum = 1; signum < 256; ++signum) {
-    if (!seen[signum]) continue;
-    for (const SignalWatch& w : signal_watches_) {
+  SignalWatches::Arrivals arrived{};
+  signals_.drain(arrived);
+  for (int signum = 1; signum < static_cast<int>(arrived.size()); ++signum) {
+    if (!arrived[signum]) continue;
+    for (const SignalWatches::Watch& w : signals_.watches()) {
       if (w.signum != signum) continue;
       Job job;
       job.kind = JobKind::signal;
@@ -972,7 +937,7 @@ std::error_code ThreadPoolReactor::wait_and_collect(Lock& lock, Duration limit) 
       wake_pending_ = false;
       continue;
     }
-    if (signal_read_ && e.fd == signal_read_.get()) {
+    if (e.fd == signals_.read_handle()) {
       read_signals();
       continue;
     }
@@ -1085,10 +1050,7 @@ void ThreadPoolReactor::run_job(Lock& lock, Job& job) {
 
 void ThreadPoolReactor::run_signal(Lock& lock, Job& job) {
   // The watch may have been removed since the signal was read.
-  const bool present = std::any_of(signal_watches_.begin(), signal_watches_.end(), [&](auto& w) {
-    return w.signum == job.signum && w.handler == job.handler;
-  });
-  if (!present) return;
+  if (!signals_.contains(job.signum, job.handler)) return;
   ++stats_.signals_delivered;
   lock.unlock();
   count_hook();

@@ -49,6 +49,7 @@
 #include "handlers/event_handler.hpp"
 #include "reactor/dispatcher.hpp"
 #include "reactor/result.hpp"
+#include "reactor/signal_watches.hpp"
 #include "reactor/timer_queue.hpp"
 #include "reactor/wakeup.hpp"
 
@@ -194,10 +195,6 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
     bool suspended = false;
     std::uint64_t calls[3] = {};  // hooks called: input, output, exception
   };
-  struct SignalWatch {
-    int signum;
-    EventHandler* handler;
-  };
   struct KernelState {
     EventMask mask = EventMask::none;  // what the demultiplexer watches
     std::uint64_t serial = 0;          // for which registration
@@ -291,9 +288,7 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   std::error_code error_;
   std::exception_ptr exception_;
   std::atomic<std::uint64_t> hooks_called_{0};
-  std::vector<SignalWatch> signal_watches_;
-  UniqueFd signal_read_;
-  UniqueFd signal_write_;
+  SignalWatches signals_;
   bool signal_watched_ = false;  // the signal pipe is in the demultiplexer
   ReactorStats stats_;           // under mutex_, except hooks_called (hooks_called_)
   std::size_t notifications_queued_ = 0;
