@@ -27,6 +27,7 @@ namespace {
 using reactor::Acceptor;
 using reactor::Backend;
 using reactor::Buffer;
+using reactor::Dispatcher;
 using reactor::Reactor;
 using reactor::SocketAddress;
 using reactor::StreamHandler;
@@ -71,7 +72,7 @@ struct Tally {
 // Echoes; throws from on_data when the input holds "boom" (for the exception test).
 class EchoService final : public StreamHandler {
  public:
-  EchoService(Reactor& r, UniqueFd fd, Tally& tally, const StreamOptions& options = {})
+  EchoService(Dispatcher& r, UniqueFd fd, Tally& tally, const StreamOptions& options = {})
       : StreamHandler(r, std::move(fd), options), tally_(tally) {
     ++tally_.live;
   }
@@ -96,7 +97,7 @@ class EchoService final : public StreamHandler {
 // A minimal HTTP service (as http_server's) with a short idle timeout.
 class HttpService final : public StreamHandler {
  public:
-  HttpService(Reactor& r, UniqueFd fd, Tally& tally, reactor::Duration idle)
+  HttpService(Dispatcher& r, UniqueFd fd, Tally& tally, reactor::Duration idle)
       : StreamHandler(r, std::move(fd), options(idle)), tally_(tally) {}
 
  protected:

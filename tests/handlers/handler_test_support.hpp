@@ -36,7 +36,7 @@ struct ServiceLog {
 /// A service handler whose behaviour tests set with std::function hooks; echoes by default.
 class TestService : public StreamHandler {
  public:
-  TestService(Reactor& r, UniqueFd fd, ServiceLog& log, const StreamOptions& options = {})
+  TestService(Dispatcher& r, UniqueFd fd, ServiceLog& log, const StreamOptions& options = {})
       : StreamHandler(r, std::move(fd), options), log_(log) {
     ++log_.live;
   }
