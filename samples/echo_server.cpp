@@ -152,8 +152,8 @@ int serve_thread_pool(const sample::ServerArgs& args) {
   Stopper stopper([&r] { r.end_event_loop(); });
   (void)r.register_signal(SIGINT, &stopper);
   (void)r.register_signal(SIGTERM, &stopper);
-  std::printf("%s listening on %s (backend %s, thread-pool reactor with %zu threads)\n", program,
-              acceptor.local_address().to_string().c_str(),
+  std::printf("%s listening on %s (backend %s) with %zu threads on one thread-pool reactor\n",
+              program, acceptor.local_address().to_string().c_str(),
               std::string(reactor::backend_name(r.backend())).c_str(), args.threads);
   std::fflush(stdout);
   if (auto ec = r.run_event_loop()) {

@@ -1,5 +1,6 @@
 // echo_server and echo_client as whole programs, on select, poll and epoll, each with one thread
-// (one Reactor) and with --threads 2 (a ReactorPool, one SO_REUSEPORT listener per reactor): the
+// (one Reactor), with --threads 2 (a ReactorPool, one SO_REUSEPORT listener per reactor) and with
+// --threads 2 --model tp (the same services on one ThreadPoolReactor): the
 // banner, real clients (nc, socat, echo_client), clean exit on SIGINT / SIGTERM, byte-exact echo
 // for 1,000 concurrent connections, connections spread over every reactor, a burst of peer
 // resets, bounded memory with a reader that never reads, and descriptor exhaustion (a lowered
@@ -309,7 +310,7 @@ TEST_P(EchoSample, ConnectionsSpreadOverEveryReactorAndStatsListThemAtExit) {
   EXPECT_EQ(server.stop(SIGTERM), 0);
   for (int fd : fds) ::close(fd);
   const std::string dump = read_until_eof(server.output_fd(), Clock::now() + 10s);
-  const auto blocks = reactor_blocks(dump, GetParam().threads);
+  const auto blocks = reactor_blocks(dump, GetParam().reactors());
   int total = 0;
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const int here = count_of(blocks[i], "::EchoConnection interest=");
@@ -322,7 +323,13 @@ TEST_P(EchoSample, ConnectionsSpreadOverEveryReactorAndStatsListThemAtExit) {
   EXPECT_EQ(total, n) << dump;
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, EchoSample, ::testing::ValuesIn(server_configs({1, 2})),
+std::vector<ServerConfig> echo_configs() {
+  auto out = server_configs({1, 2});
+  for (auto& c : thread_pool_configs(2)) out.push_back(c);
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EchoSample, ::testing::ValuesIn(echo_configs()),
                          [](const auto& info) { return config_name(info.param); });
 
 }  // namespace

@@ -300,16 +300,25 @@ inline const std::vector<std::string> backends = {"select", "poll", "epoll"};
 struct ServerConfig {
   std::string backend;
   int threads = 1;
+  /// --model tp: one ThreadPoolReactor served by `threads` threads (samples that offer it).
+  bool thread_pool = false;
 
-  /// The arguments after --backend: {"--threads", "N"} for N > 1, else none.
+  /// The arguments after --backend: {"--threads", "N"} for N > 1 (and "--model tp"), else none.
   [[nodiscard]] std::vector<std::string> extra_args() const {
-    if (threads == 1) return {};
-    return {"--threads", std::to_string(threads)};
+    std::vector<std::string> out;
+    if (threads != 1 || thread_pool) out = {"--threads", std::to_string(threads)};
+    if (thread_pool) out.insert(out.end(), {"--model", "tp"});
+    return out;
   }
-  /// What the banner adds after "(backend B)": nothing for one thread, else " with N threads".
+  /// What the banner adds after "(backend B)": nothing for one thread, else " with N threads"
+  /// (and " on one thread-pool reactor").
   [[nodiscard]] std::string banner_suffix() const {
+    if (thread_pool)
+      return " with " + std::to_string(threads) + " threads on one thread-pool reactor";
     return threads == 1 ? std::string() : " with " + std::to_string(threads) + " threads";
   }
+  /// How many reactors the server's --stats dump lists.
+  [[nodiscard]] int reactors() const { return thread_pool ? 1 : threads; }
 };
 
 /// Every backend with each of `thread_counts`.
@@ -321,9 +330,17 @@ inline std::vector<ServerConfig> server_configs(std::initializer_list<int> threa
   return out;
 }
 
+/// Every backend on one thread-pool reactor with `threads` threads (--model tp).
+inline std::vector<ServerConfig> thread_pool_configs(int threads) {
+  std::vector<ServerConfig> out;
+  for (const auto& b : backends) out.push_back({b, threads, true});
+  return out;
+}
+
 /// Test-name suffix: "epoll" for one thread (the names the tests had before --threads), else
-/// "epoll_2threads".
+/// "epoll_2threads", or "epoll_tp_2threads" on the thread-pool reactor.
 inline std::string config_name(const ServerConfig& c) {
+  if (c.thread_pool) return c.backend + "_tp_" + std::to_string(c.threads) + "threads";
   return c.threads == 1 ? c.backend : c.backend + "_" + std::to_string(c.threads) + "threads";
 }
 
