@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <mutex>
 #include <string>
 
 namespace reactor {
@@ -33,7 +34,11 @@ AcceptorBase::AcceptorBase(Dispatcher& reactor, const AcceptorOptions& options)
 
 AcceptorBase::~AcceptorBase() {
   close();
-  slots_->owner = nullptr;  // connections that outlive us only count down
+  {
+    std::lock_guard lock(slots_->owner_mutex);
+    slots_->owner = nullptr;  // connections that outlive us only count down
+  }
+  (void)reactor_.purge_notifications(this);  // one may have been sent before the line above
 }
 
 std::error_code AcceptorBase::open(const SocketAddress& address) {
@@ -80,7 +85,7 @@ void AcceptorBase::close() {
   }
   if (backing_off_) (void)reactor_.cancel_timers(this);
   backing_off_ = false;
-  at_limit_ = false;
+  slots_->at_limit = false;
   listener_.reset();
   if (local_.family() == AF_UNIX && options_.unlink_unix_path) {
     (void)::unlink(local_.to_string().substr(5).c_str());
@@ -89,11 +94,18 @@ void AcceptorBase::close() {
 
 int AcceptorBase::handle_input(Handle /*handle*/) {
   for (std::size_t i = 0; i < options_.max_accepts_per_event; ++i) {
-    if (options_.max_connections > 0 && slots_->live >= options_.max_connections) {
+    if (options_.max_connections > 0 && slots_->live.load() >= options_.max_connections) {
       // Full: stop watching the listener (it stays readable while clients wait in the backlog,
       // so watching it would spin) until connection_gone() makes room.
-      if (!at_limit_ && !backing_off_) (void)reactor_.suspend_handler(listener_.get());
-      at_limit_ = true;
+      if (!slots_->at_limit && !backing_off_) (void)reactor_.suspend_handler(listener_.get());
+      slots_->at_limit = true;
+      // A connection ending on another thread decrements `live`, then reads `at_limit`; we set
+      // `at_limit`, then read `live` (both sequentially consistent): one of us sees the other,
+      // so a slot freed right now is not lost.
+      if (slots_->live.load() < options_.max_connections) {
+        connection_gone();
+        continue;
+      }
       break;
     }
     sockaddr_storage peer{};
@@ -124,7 +136,10 @@ int AcceptorBase::handle_input(Handle /*handle*/) {
       ++slots_->live;
       handler->acceptor_slot_ = std::shared_ptr<void>(nullptr, [slots = slots_](void*) {
         --slots->live;
-        if (slots->owner != nullptr) slots->owner->connection_gone();
+        if (!slots->at_limit) return;
+        std::lock_guard lock(slots->owner_mutex);
+        if (slots->owner != nullptr)
+          (void)slots->owner->reactor_.notify(slots->owner, EventMask::write);
       });
       (void)StreamHandler::start(std::move(handler));  // failure deletes it
     }
@@ -143,9 +158,14 @@ void AcceptorBase::back_off() {
   ++backoffs_;
 }
 
+int AcceptorBase::handle_output(Handle /*handle*/) {
+  connection_gone();
+  return 0;
+}
+
 void AcceptorBase::connection_gone() {
-  if (!at_limit_ || slots_->live >= options_.max_connections) return;
-  at_limit_ = false;
+  if (!slots_->at_limit || slots_->live.load() >= options_.max_connections) return;
+  slots_->at_limit = false;
   if (registered_ && !backing_off_ && listener_.valid()) {
     (void)reactor_.resume_handler(listener_.get());
   }
@@ -154,7 +174,7 @@ void AcceptorBase::connection_gone() {
 int AcceptorBase::handle_timeout(TimePoint /*now*/, const void* arg) {
   if (arg == &backoff_tag && backing_off_ && listener_.valid()) {
     backing_off_ = false;
-    if (!at_limit_) (void)reactor_.resume_handler(listener_.get());
+    if (!slots_->at_limit) (void)reactor_.resume_handler(listener_.get());
   }
   return 0;
 }
@@ -165,7 +185,7 @@ int AcceptorBase::handle_close(Handle /*handle*/, EventMask /*removed*/) {
   registered_ = false;
   if (backing_off_) (void)reactor_.cancel_timers(this);
   backing_off_ = false;
-  at_limit_ = false;
+  slots_->at_limit = false;
   return 0;
 }
 

@@ -7,10 +7,12 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -68,9 +70,9 @@ class AcceptorBase : public EventHandler {
   /// True while accepting is paused.
   [[nodiscard]] bool backing_off() const noexcept { return backing_off_; }
   /// Connections made by this acceptor whose handlers still exist.
-  [[nodiscard]] std::size_t connections() const noexcept { return slots_->live; }
+  [[nodiscard]] std::size_t connections() const noexcept { return slots_->live.load(); }
   /// True while accepting is paused at max_connections.
-  [[nodiscard]] bool at_limit() const noexcept { return at_limit_; }
+  [[nodiscard]] bool at_limit() const noexcept { return slots_->at_limit.load(); }
 
  protected:
   /// Makes the service handler for a new connection; nullptr refuses it (the socket closes).
@@ -78,15 +80,21 @@ class AcceptorBase : public EventHandler {
                                                       const SocketAddress& peer) = 0;
 
   int handle_input(Handle handle) override;
+  /// Reached through notify() when a connection ends while accepting is paused at the limit.
+  int handle_output(Handle handle) override;
   int handle_timeout(TimePoint now, const void* arg) override;
   int handle_close(Handle handle, EventMask removed) override;
 
  private:
   // Shared with a token each accepted handler holds: counts the live connections and lets a full
-  // acceptor accept again when one goes. Outlives the acceptor when connections do.
+  // acceptor accept again when one goes. Outlives the acceptor when connections do. A connection
+  // may end on another thread (ThreadPoolReactor), so the count is atomic and a full acceptor
+  // hears of it through notify(), in its own hook, never by a direct call.
   struct Slots {
-    std::size_t live = 0;
-    AcceptorBase* owner = nullptr;  // null once the acceptor is destroyed
+    std::atomic<std::size_t> live{0};
+    std::atomic<bool> at_limit{false};  // the acceptor paused at max_connections
+    std::mutex owner_mutex;
+    AcceptorBase* owner = nullptr;  // null once the acceptor is destroyed (owner_mutex)
   };
 
   void back_off();
@@ -102,7 +110,6 @@ class AcceptorBase : public EventHandler {
   bool backing_off_ = false;
   bool registered_ = false;
   std::shared_ptr<Slots> slots_;
-  bool at_limit_ = false;
 };
 
 /// Accepts connections and serves each with a new `Service` (derived from StreamHandler).
