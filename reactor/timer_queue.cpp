@@ -1,13 +1,21 @@
-// Binary-heap timer queue.
+// Binary-heap timer queue with lazy cancellation.
+//
+// Invariants between public calls:
+// - dead_ <= size() (the live entries), so the heap holds at most 2 * size() entries;
+// - the top entry, if any, is live, so earliest() and pop_due() look at one entry only;
+// - heap_.capacity() >= heap_.size() + firing_, so finish_firing (noexcept) can re-queue an
+//   interval timer without allocating.
 #include "reactor/timer_queue.hpp"
+
+#include <algorithm>
 
 namespace reactor {
 
-TimerId TimerQueue::make_id(std::uint32_t slot, std::uint32_t generation) noexcept {
+inline TimerId TimerQueue::make_id(std::uint32_t slot, std::uint32_t generation) noexcept {
   return (static_cast<TimerId>(generation) << 32) | slot;
 }
 
-TimerQueue::Slot* TimerQueue::lookup(TimerId id) noexcept {
+inline TimerQueue::Slot* TimerQueue::lookup(TimerId id) noexcept {
   const auto slot = static_cast<std::uint32_t>(id);
   const auto generation = static_cast<std::uint32_t>(id >> 32);
   if (slot >= slots_.size()) return nullptr;
@@ -16,16 +24,32 @@ TimerQueue::Slot* TimerQueue::lookup(TimerId id) noexcept {
   return &s;
 }
 
+inline void TimerQueue::reserve_entry() {
+  // Room for this entry and for every firing timer's return.
+  if (heap_.size() + firing_ + 1 > heap_.capacity()) {
+    heap_.reserve(std::max<std::size_t>(64, 2 * (heap_.size() + firing_ + 1)));
+  }
+}
+
+inline std::uint32_t TimerQueue::allocate_slot() {
+  if (!free_slots_.empty()) {
+    const std::uint32_t slot = free_slots_.back();
+    free_slots_.pop_back();
+    return slot;
+  }
+  // release() is noexcept: the free list has room for every slot before the slot exists.
+  if (free_slots_.capacity() < slots_.size() + 1) {
+    free_slots_.reserve(std::max<std::size_t>(16, 2 * (slots_.size() + 1)));
+  }
+  slots_.emplace_back();
+  return static_cast<std::uint32_t>(slots_.size() - 1);
+}
+
 TimerId TimerQueue::schedule(EventHandler* handler, const void* arg, TimePoint due,
                              Duration interval) {
-  std::uint32_t slot = 0;
-  if (!free_slots_.empty()) {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    slot = static_cast<std::uint32_t>(slots_.size());
-    slots_.emplace_back();
-  }
+  // Everything that may throw comes first, so a failed schedule changes nothing.
+  reserve_entry();
+  const std::uint32_t slot = allocate_slot();
   Slot& s = slots_[slot];
   s.handler = handler;
   s.arg = arg;
@@ -36,13 +60,19 @@ TimerId TimerQueue::schedule(EventHandler* handler, const void* arg, TimePoint d
   return make_id(slot, s.generation);
 }
 
-void TimerQueue::release(std::uint32_t slot) noexcept {
+inline void TimerQueue::release(std::uint32_t slot) noexcept {
   Slot& s = slots_[slot];
   s.state = Slot::State::free;
   s.handler = nullptr;
+  s.queued = not_queued;
   // Generation 0 is never handed out, so invalid_timer (0) can never match a slot.
   if (++s.generation == 0) s.generation = 1;
-  free_slots_.push_back(slot);
+  free_slots_.push_back(slot);  // never reallocates: see allocate_slot
+}
+
+inline void TimerQueue::unqueue(std::uint32_t slot) noexcept {
+  slots_[slot].queued = not_queued;
+  ++dead_;
 }
 
 EventHandler* TimerQueue::cancel(TimerId id, bool& found) noexcept {
@@ -55,8 +85,10 @@ EventHandler* TimerQueue::cancel(TimerId id, bool& found) noexcept {
     return nullptr;
   }
   EventHandler* handler = s->handler;
-  erase_at(s->heap_index);
-  release(static_cast<std::uint32_t>(id));
+  const auto slot = static_cast<std::uint32_t>(id);
+  unqueue(slot);
+  release(slot);
+  settle();
   return handler;
 }
 
@@ -84,28 +116,31 @@ void TimerQueue::forget(const EventHandler* handler) noexcept {
     Slot& s = slots_[i];
     if (s.handler != handler) continue;
     if (s.state == Slot::State::pending) {
-      erase_at(s.heap_index);
+      unqueue(i);
       release(i);
     } else if (s.state == Slot::State::firing || s.state == Slot::State::cancelled) {
       s.state = Slot::State::cancelled;
       s.handler = nullptr;  // finish_firing must not report a destroyed handler
     }
   }
+  settle();
 }
 
 std::optional<TimePoint> TimerQueue::earliest() const noexcept {
   if (heap_.empty()) return std::nullopt;
-  return heap_.front().due;
+  return heap_.front().due;  // live: settle() never leaves a dead entry on top
 }
 
 bool TimerQueue::pop_due(TimePoint now, Expiry& out) noexcept {
-  if (heap_.empty()) return false;
-  if (heap_.front().due > now) return false;
+  if (heap_.empty() || heap_.front().due > now) return false;
   const std::uint32_t slot = heap_.front().slot;
+  pop_top();
+  ++firing_;
   Slot& s = slots_[slot];
-  erase_at(0);
+  s.queued = not_queued;
   s.state = Slot::State::firing;
   out = {make_id(slot, s.generation), s.handler, s.arg, s.due};
+  settle();
   return true;
 }
 
@@ -113,8 +148,10 @@ EventHandler* TimerQueue::finish_firing(TimerId id, TimePoint now, bool keep,
                                         bool* pending) noexcept {
   if (pending != nullptr) *pending = false;
   Slot* s = lookup(id);
-  if (s == nullptr) return nullptr;
+  // Only a popped timer can finish firing (a pending one is left alone).
+  if (s == nullptr || s->state == Slot::State::pending) return nullptr;
   const auto slot = static_cast<std::uint32_t>(id);
+  --firing_;
   if (!keep || s->state == Slot::State::cancelled || s->interval == Duration::zero()) {
     EventHandler* handler = s->handler;
     release(slot);
@@ -127,57 +164,80 @@ EventHandler* TimerQueue::finish_firing(TimerId id, TimePoint now, bool keep,
     s->due += behind * s->interval;
   }
   s->state = Slot::State::pending;
-  push(slot);
+  push(slot);  // capacity was kept for it (see reserve_entry)
   if (pending != nullptr) *pending = true;
   return nullptr;
 }
 
-void TimerQueue::place(std::uint32_t index, const HeapEntry& entry) noexcept {
-  heap_[index] = entry;
-  slots_[entry.slot].heap_index = index;
+inline void TimerQueue::push(std::uint32_t slot) noexcept {
+  Slot& s = slots_[slot];
+  s.queued = next_sequence_++;
+  const HeapEntry entry{s.due, s.queued, slot};
+  heap_.push_back(entry);
+  sift_up(heap_.size() - 1, entry);
 }
 
-void TimerQueue::push(std::uint32_t slot) {
-  heap_.push_back({slots_[slot].due, next_sequence_++, slot});
-  sift_up(static_cast<std::uint32_t>(heap_.size() - 1));
+inline void TimerQueue::pop_top() noexcept {
+  const HeapEntry last = heap_.back();
+  heap_.pop_back();
+  const std::size_t n = heap_.size();
+  if (n == 0) return;
+  // Bottom-up: move the hole at the root down to a leaf along the smaller children (one
+  // comparison per level), then let `last` rise from there. `last` is usually among the latest
+  // timers, so it rises little: about half the comparisons of a plain sift_down from the root.
+  std::size_t hole = 0;
+  for (std::size_t child = 1; child < n; child = 2 * hole + 1) {
+    if (child + 1 < n && less(heap_[child + 1], heap_[child])) ++child;
+    heap_[hole] = heap_[child];
+    hole = child;
+  }
+  sift_up(hole, last);
 }
 
-void TimerQueue::erase_at(std::uint32_t index) noexcept {
-  const auto last = static_cast<std::uint32_t>(heap_.size() - 1);
-  if (index != last) {
-    const HeapEntry moved = heap_[last];
-    heap_.pop_back();
-    place(index, moved);
-    sift_up(index);
-    sift_down(slots_[moved.slot].heap_index);
-  } else {
-    heap_.pop_back();
+inline void TimerQueue::settle() noexcept {
+  if (dead_ > heap_.size() - dead_) {
+    compact();
+    return;
+  }
+  while (!heap_.empty() && !is_live(heap_.front())) {
+    pop_top();
+    --dead_;
   }
 }
 
-void TimerQueue::sift_up(std::uint32_t index) noexcept {
-  const HeapEntry entry = heap_[index];
-  while (index > 0) {
-    const std::uint32_t parent = (index - 1) / 2;
+void TimerQueue::compact() noexcept {
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < heap_.size(); ++i) {
+    if (is_live(heap_[i])) heap_[kept++] = heap_[i];
+  }
+  heap_.erase(heap_.begin() + static_cast<std::ptrdiff_t>(kept), heap_.end());
+  dead_ = 0;
+  // Bottom-up heap construction: O(n). Keys are unique, so the order of later pops is the same
+  // whatever shape the heap takes.
+  for (std::size_t i = kept / 2; i-- > 0;) sift_down(i, heap_[i]);
+}
+
+inline void TimerQueue::sift_up(std::size_t hole, HeapEntry entry) noexcept {
+  while (hole > 0) {
+    const std::size_t parent = (hole - 1) / 2;
     if (!less(entry, heap_[parent])) break;
-    place(index, heap_[parent]);
-    index = parent;
+    heap_[hole] = heap_[parent];
+    hole = parent;
   }
-  place(index, entry);
+  put(heap_[hole], entry);
 }
 
-void TimerQueue::sift_down(std::uint32_t index) noexcept {
-  const auto n = static_cast<std::uint32_t>(heap_.size());
-  const HeapEntry entry = heap_[index];
+inline void TimerQueue::sift_down(std::size_t hole, HeapEntry entry) noexcept {
+  const std::size_t n = heap_.size();
   for (;;) {
-    std::uint32_t child = 2 * index + 1;
+    std::size_t child = 2 * hole + 1;
     if (child >= n) break;
     if (child + 1 < n && less(heap_[child + 1], heap_[child])) ++child;
     if (!less(heap_[child], entry)) break;
-    place(index, heap_[child]);
-    index = child;
+    heap_[hole] = heap_[child];
+    hole = child;
   }
-  place(index, entry);
+  put(heap_[hole], entry);
 }
 
 }  // namespace reactor
