@@ -235,7 +235,19 @@ std::error_code ThreadPoolReactor::apply_sync(Handle handle) noexcept {
   return {};
 }
 
+// After ending a registration: where only the leader may touch the backend and it is waiting,
+// wait until it has applied the change, so the caller may close the descriptor as soon as the
+// call returns (the leader would otherwise touch a closed, maybe reused, descriptor number).
+void ThreadPoolReactor::await_kernel(Lock& lock) {
+  if (!in_wait_ || direct_ctl_ || pending_.empty()) return;  // nothing left for the leader
+  wake_leader();
+  const std::uint64_t round = apply_round_;
+  applied_.wait(lock, [&] { return apply_round_ != round; });
+}
+
 void ThreadPoolReactor::apply_pending() noexcept {
+  ++apply_round_;
+  applied_.notify_all();
   if (signals_.read_handle() >= 0 && !signal_watched_) {
     if (auto ec = demux_->add(signals_.read_handle(), EventMask::read)) {
       log_message(LogLevel::error,
@@ -370,6 +382,7 @@ void ThreadPoolReactor::remove_bits(Lock& lock, Handle handle, EventMask bits, b
   r.interest &= ~removed;
   if (!any(r.interest)) {
     end_registration(handle);
+    await_kernel(lock);
   } else {
     sync(handle);
   }
@@ -425,6 +438,7 @@ void ThreadPoolReactor::forget_handler(EventHandler& handler) noexcept {
     --retire_waiters_;
   }
   forget_locked(&handler);
+  await_kernel(lock);
 }
 
 // ---- public API ---------------------------------------------------------------------------------
@@ -740,6 +754,7 @@ std::error_code ThreadPoolReactor::retire(EventHandler* handler) {
   });
   --retire_waiters_;
   if (handler->registry_ == this) forget_locked(handler);
+  await_kernel(lock);
   return {};
 }
 

@@ -23,9 +23,10 @@
 // Destroying a handler: inside one of its own hooks (e.g. `delete this` in handle_close), or
 // from another thread after retire(handler) returned. Destroying a handler that is running on
 // another thread is undefined behaviour (its derived part would be gone while the hook runs).
-// Close a descriptor only after its registration ended (remove_handler, retire): until then the
-// leader may be changing the kernel's interest in it from another thread. So a handler that owns
-// its socket removes itself before `delete this` rather than relying on its destructor.
+// Close a descriptor only after its registration ended (remove_handler or retire, which return
+// only once the backend has dropped it): until then the leader may be changing the kernel's
+// interest in it from another thread. A handler's destructor runs after its members' (a socket
+// member is closed by then), so a handler owning its socket removes itself before `delete this`.
 #pragma once
 
 #include <atomic>
@@ -234,6 +235,7 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   void sync(Handle handle) noexcept;
   std::error_code apply_sync(Handle handle) noexcept;
   void apply_pending() noexcept;
+  void await_kernel(Lock& lock);
   void wake_leader() noexcept;
   void end_registration(Handle handle) noexcept;
   void remove_bits(Lock& lock, Handle handle, EventMask bits, bool call_close);
@@ -267,6 +269,7 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   mutable std::mutex mutex_;
   std::condition_variable followers_;  // threads without work and with a leader
   std::condition_variable idle_;       // retire() waiting for a handler to return
+  std::condition_variable applied_;    // await_kernel() waiting for the leader's changes
   std::vector<Registration> table_;    // by handle
   std::vector<KernelState> kernel_;    // by handle
   std::vector<Handle> pending_;        // kernel changes the leader applies after its wait
@@ -277,6 +280,7 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   std::uint64_t next_serial_ = 1;
   std::uint64_t serial_at_wait_ = 1;
   std::uint64_t next_token_ = 1;
+  std::uint64_t apply_round_ = 0;  // apply_pending() calls so far
   std::size_t user_registrations_ = 0;
   std::size_t idle_threads_ = 0;
   std::size_t retire_waiters_ = 0;
