@@ -5,11 +5,9 @@
 #include <reactor/reactor.hpp>
 
 // Echoes standard input to standard output with a heartbeat, until end of input.
-class StdinPrinter : public reactor::EventHandler {
- public:
-  explicit StdinPrinter(reactor::Reactor& r) : reactor_(r) {}
+struct StdinPrinter : reactor::EventHandler {
+  explicit StdinPrinter(reactor::Reactor& r) : loop(r) {}
   reactor::Handle get_handle() const override { return STDIN_FILENO; }
-
   int handle_input(reactor::Handle fd) override {
     char buf[4096];
     const ssize_t n = ::read(fd, buf, sizeof buf);
@@ -19,12 +17,10 @@ class StdinPrinter : public reactor::EventHandler {
   }
   int handle_timeout(reactor::TimePoint, const void*) override { return std::puts("tick"), 0; }
   int handle_close(reactor::Handle, reactor::EventMask) override {
-    reactor_.end_event_loop();  // the last call this registration gets
+    loop.end_event_loop();  // the last call this registration gets
     return 0;
   }
-
- private:
-  reactor::Reactor& reactor_;
+  reactor::Reactor& loop;
 };
 
 int main() {
