@@ -1,6 +1,8 @@
 // The coroutine echo server passes the same integrity test as the callback one: each binary is
 // launched on each backend, many concurrent loopback connections send random payloads in random
 // chunks, every byte must come back in order, and SIGTERM must end the server with status 0.
+// The coroutine server also runs with --threads 2 (a PoolExecutor, one SO_REUSEPORT listener per
+// reactor): then its --stats output at exit must show that both reactors served connections.
 // The client here is plain poll(2), independent of the code under test.
 #include <fcntl.h>
 #include <poll.h>
@@ -10,6 +12,7 @@
 
 #include <cstdlib>
 #include <random>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -24,21 +27,29 @@ struct ServerParam {
   std::string binary_env;  // environment variable holding the binary's path
   std::string banner;      // the banner's first word
   std::string backend;
+  int threads = 1;  // --threads (given only when > 1)
+
+  [[nodiscard]] std::string name() const {
+    return banner + "_" + backend + (threads > 1 ? "_" + std::to_string(threads) + "_threads" : "");
+  }
 };
 
-void PrintTo(const ServerParam& p, std::ostream* os) { *os << p.banner << "_" << p.backend; }
+void PrintTo(const ServerParam& p, std::ostream* os) { *os << p.name(); }
 
 // A launched server: its pid and port, stopped with SIGTERM.
 class ServerProcess {
  public:
-  ServerProcess(const std::string& path, const std::string& backend) {
+  ServerProcess(const std::string& path, const std::string& backend, int threads = 1) {
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) return;
-    UniqueFd read_end(out[0]);
+    read_end_.reset(out[0]);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, out[1], 1);
     std::vector<std::string> args = {path, "--port", "0", "--backend", backend};
+    if (threads > 1) {
+      args.insert(args.end(), {"--threads", std::to_string(threads), "--stats"});
+    }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -49,7 +60,7 @@ class ServerProcess {
       pid_ = -1;
       return;
     }
-    banner_ = read_line(read_end.get(), std::chrono::seconds(10));
+    banner_ = read_line(read_end_.get(), std::chrono::seconds(10));
     const auto colon = banner_.find("127.0.0.1:");
     if (colon != std::string::npos) port_ = std::atoi(banner_.c_str() + colon + 10);
   }
@@ -82,6 +93,20 @@ class ServerProcess {
     return -1;
   }
 
+  // After terminate(): what the server wrote after its banner, up to its exit.
+  std::string rest_of_output() {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      pollfd p{read_end_.get(), POLLIN, 0};
+      if (::poll(&p, 1, 10000) <= 0) break;  // bounded: the server has exited by now
+      const ssize_t n = ::read(read_end_.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+  }
+
  private:
   static std::string read_line(int fd, Duration limit) {
     std::string line;
@@ -97,6 +122,7 @@ class ServerProcess {
     return line;
   }
 
+  UniqueFd read_end_;
   pid_t pid_ = -1;
   int port_ = 0;
   std::string banner_;
@@ -174,16 +200,31 @@ class EchoIntegrityTest : public ::testing::TestWithParam<ServerParam> {};
 TEST_P(EchoIntegrityTest, ConcurrentRandomPayloadsComeBackIntactAndSigtermExitsZero) {
   const char* path = std::getenv(GetParam().binary_env.c_str());
   if (path == nullptr || *path == '\0') GTEST_SKIP() << GetParam().binary_env << " not set";
-  ServerProcess server(path, GetParam().backend);
+  const int threads = GetParam().threads;
+  ServerProcess server(path, GetParam().backend, threads);
   ASSERT_GT(server.port(), 0) << "banner: " << server.banner();
-  EXPECT_EQ(server.banner(), GetParam().banner +
-                                 " listening on 127.0.0.1:" + std::to_string(server.port()) +
-                                 " (backend " + GetParam().backend + ")");
+  EXPECT_EQ(server.banner(),
+            GetParam().banner + " listening on 127.0.0.1:" + std::to_string(server.port()) +
+                " (backend " + GetParam().backend + ")" +
+                (threads > 1 ? " with " + std::to_string(threads) + " threads" : ""));
   for (unsigned round = 0; round < 2; ++round) {
     std::string failure;
     EXPECT_TRUE(run_clients(server.port(), 64, 1000 + round, failure)) << failure;
   }
-  EXPECT_EQ(server.terminate(), 0);
+  EXPECT_EQ(server.terminate(), 0);  // every thread stopped, or the process would not exit 0
+  if (threads == 1) return;
+  // --stats: one block per reactor, each reporting the input events it dispatched. 128
+  // connections spread by SO_REUSEPORT leave no reactor idle (odds 2^-127 per reactor).
+  const std::string stats = server.rest_of_output();
+  for (int i = 0; i < threads; ++i) {
+    const std::string label = "[reactor " + std::to_string(i) + "/" + std::to_string(threads) + "]";
+    const auto at = stats.find(label);
+    ASSERT_NE(at, std::string::npos) << label << " missing in:\n" << stats;
+    std::smatch m;
+    const std::string block = stats.substr(at + label.size());
+    ASSERT_TRUE(std::regex_search(block, m, std::regex(" input=([0-9]+)"))) << block;
+    EXPECT_GT(std::stoul(m[1].str()), 0UL) << label << " served nothing:\n" << stats;
+  }
 }
 
 std::vector<ServerParam> servers() {
@@ -191,15 +232,14 @@ std::vector<ServerParam> servers() {
   for (Backend b : available_backends()) {
     const std::string name(backend_name(b));
     out.push_back({"CORO_ECHO_SERVER", "coro_echo_server", name});
+    out.push_back({"CORO_ECHO_SERVER", "coro_echo_server", name, 2});
     out.push_back({"ECHO_SERVER", "echo_server", name});
   }
   return out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Servers, EchoIntegrityTest, ::testing::ValuesIn(servers()),
-                         [](const auto& info) {
-                           return info.param.banner + "_" + info.param.backend;
-                         });
+                         [](const auto& info) { return info.param.name(); });
 
 }  // namespace
 }  // namespace reactor::test
