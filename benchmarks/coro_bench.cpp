@@ -10,9 +10,9 @@
 #include <array>
 
 #include "bench_common.hpp"
-#include "reactor/executor.hpp"
-#include "reactor/io_futures.hpp"
-#include "reactor/task.hpp"
+#include "reactor/futures/executor.hpp"
+#include "reactor/futures/io_futures.hpp"
+#include "reactor/futures/task.hpp"
 
 namespace {
 

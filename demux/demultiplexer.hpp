@@ -12,7 +12,7 @@
 #include <system_error>
 #include <vector>
 
-#include "demux/event_mask.hpp"
+#include "base/event_mask.hpp"
 
 namespace reactor {
 

@@ -3,7 +3,7 @@
 #include <cstdlib>
 
 #include "demux/demultiplexer.hpp"
-#include "demux/error.hpp"
+#include "base/error.hpp"
 #include "demux/poll_demux.hpp"
 #include "demux/select_demux.hpp"
 #if REACTOR_HAVE_EPOLL

@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <system_error>
 
-#include "demux/error.hpp"
+#include "base/error.hpp"
 
 namespace reactor {
 namespace {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "demux/demultiplexer.hpp"
-#include "demux/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace reactor {
 

@@ -15,7 +15,7 @@
 #include <cerrno>
 #include <mutex>
 
-#include "demux/error.hpp"
+#include "base/error.hpp"
 
 namespace reactor {
 namespace {

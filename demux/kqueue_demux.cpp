@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <system_error>
 
-#include "demux/error.hpp"
+#include "base/error.hpp"
 
 namespace reactor {
 namespace {

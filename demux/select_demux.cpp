@@ -5,7 +5,7 @@
 
 #include <cerrno>
 
-#include "demux/error.hpp"
+#include "base/error.hpp"
 
 namespace reactor {
 

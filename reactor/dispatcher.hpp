@@ -14,16 +14,13 @@
 #include <system_error>
 
 #include "demux/demultiplexer.hpp"
-#include "demux/error.hpp"
-#include "demux/event_mask.hpp"
-#include "handlers/event_handler.hpp"
-#include "reactor/result.hpp"
-#include "reactor/timer_queue.hpp"
+#include "base/error.hpp"
+#include "base/event_mask.hpp"
+#include "base/event_handler.hpp"
+#include "base/result.hpp"
+#include "reactor/detail/timer_queue.hpp"
 
 namespace reactor {
-
-/// Waits with no time limit when passed as a timeout.
-inline constexpr Duration forever = Duration::max();
 
 /// Counters of one reactor, read with Dispatcher::stats(). Cheap enough to be always on: plain
 /// counters on the single-threaded Reactor, updated under its lock on the ThreadPoolReactor.

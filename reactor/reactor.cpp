@@ -19,7 +19,7 @@
 #include <ostream>
 #include <string>
 
-#include "reactor/log.hpp"
+#include "reactor/detail/log.hpp"
 
 namespace reactor {
 namespace {

@@ -18,15 +18,15 @@
 #include <vector>
 
 #include "demux/demultiplexer.hpp"
-#include "demux/error.hpp"
-#include "demux/event_mask.hpp"
-#include "demux/unique_fd.hpp"
-#include "handlers/event_handler.hpp"
+#include "base/error.hpp"
+#include "base/event_mask.hpp"
+#include "base/unique_fd.hpp"
+#include "base/event_handler.hpp"
 #include "reactor/dispatcher.hpp"
-#include "reactor/notification_queue.hpp"
-#include "reactor/result.hpp"
-#include "reactor/signal_watches.hpp"
-#include "reactor/timer_queue.hpp"
+#include "reactor/detail/notification_queue.hpp"
+#include "base/result.hpp"
+#include "reactor/detail/signal_watches.hpp"
+#include "reactor/detail/timer_queue.hpp"
 
 namespace reactor {
 

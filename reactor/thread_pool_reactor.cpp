@@ -20,7 +20,7 @@
 #include <ostream>
 #include <string>
 
-#include "reactor/log.hpp"
+#include "reactor/detail/log.hpp"
 
 namespace reactor {
 namespace {

@@ -44,15 +44,15 @@
 #include <vector>
 
 #include "demux/demultiplexer.hpp"
-#include "demux/error.hpp"
-#include "demux/event_mask.hpp"
-#include "demux/unique_fd.hpp"
-#include "handlers/event_handler.hpp"
+#include "base/error.hpp"
+#include "base/event_mask.hpp"
+#include "base/unique_fd.hpp"
+#include "base/event_handler.hpp"
 #include "reactor/dispatcher.hpp"
-#include "reactor/result.hpp"
-#include "reactor/signal_watches.hpp"
-#include "reactor/timer_queue.hpp"
-#include "reactor/wakeup.hpp"
+#include "base/result.hpp"
+#include "reactor/detail/signal_watches.hpp"
+#include "reactor/detail/timer_queue.hpp"
+#include "reactor/detail/wakeup.hpp"
 
 namespace reactor {
 

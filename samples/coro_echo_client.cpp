@@ -14,10 +14,10 @@
 #include <string_view>
 #include <vector>
 
-#include "reactor/executor.hpp"
-#include "reactor/io_futures.hpp"
-#include "reactor/task.hpp"
-#include "reactor/when.hpp"
+#include "reactor/futures/executor.hpp"
+#include "reactor/futures/io_futures.hpp"
+#include "reactor/futures/task.hpp"
+#include "reactor/futures/when.hpp"
 
 namespace {
 

@@ -18,12 +18,12 @@
 #include <string>
 #include <vector>
 
-#include "reactor/executor.hpp"
-#include "reactor/io_futures.hpp"
-#include "reactor/pool_executor.hpp"
+#include "reactor/futures/executor.hpp"
+#include "reactor/futures/io_futures.hpp"
+#include "reactor/futures/pool_executor.hpp"
 #include "reactor/reactor_pool.hpp"
-#include "reactor/task.hpp"
-#include "reactor/when.hpp"
+#include "reactor/futures/task.hpp"
+#include "reactor/futures/when.hpp"
 #include "sample_args.hpp"
 #include "sample_stats.hpp"
 

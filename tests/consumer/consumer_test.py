@@ -135,7 +135,7 @@ def test_install(args, tmp):
         stage / pathlib.Path(args.libdir).relative_to("/")
     includedir = prefix / "include" / "reactor"
     expected = [includedir / "reactor" / "reactor.hpp",
-                includedir / "handlers" / "event_handler.hpp",
+                includedir / "base" / "event_handler.hpp",
                 includedir / "demux" / "demultiplexer.hpp",
                 libdir / "pkgconfig" / "reactor.pc"]
     missing = [str(p.relative_to(stage)) for p in expected if not p.exists()]

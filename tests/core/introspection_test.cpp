@@ -2,7 +2,7 @@
 #include <sstream>
 
 #include "conformance.hpp"
-#include "reactor/log.hpp"
+#include "reactor/detail/log.hpp"
 
 namespace reactor::test {
 namespace {

@@ -1,5 +1,5 @@
 // TimerQueue on its own: ordering, cancellation, interval arithmetic.
-#include "reactor/timer_queue.hpp"
+#include "reactor/detail/timer_queue.hpp"
 
 #include <gtest/gtest.h>
 

@@ -10,11 +10,11 @@
 #include <memory>
 #include <utility>
 
-#include "reactor/executor.hpp"
-#include "reactor/future.hpp"
-#include "reactor/io_futures.hpp"
-#include "reactor/task.hpp"
-#include "reactor/when.hpp"
+#include "reactor/futures/executor.hpp"
+#include "reactor/futures/future.hpp"
+#include "reactor/futures/io_futures.hpp"
+#include "reactor/futures/task.hpp"
+#include "reactor/futures/when.hpp"
 #include "test_support.hpp"
 
 namespace reactor::test {

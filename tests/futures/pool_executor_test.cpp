@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "futures_support.hpp"
-#include "reactor/pool_executor.hpp"
+#include "reactor/futures/pool_executor.hpp"
 
 namespace reactor::test {
 namespace {

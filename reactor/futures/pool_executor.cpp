@@ -1,6 +1,6 @@
 // PoolExecutor: one thread per reactor of the pool, each running an ordinary Executor until
 // shutdown; spawns from other threads reach a reactor through Reactor::post. See the header.
-#include "reactor/pool_executor.hpp"
+#include "reactor/futures/pool_executor.hpp"
 
 #include <cstdio>
 #include <exception>

@@ -1,5 +1,5 @@
 // eventfd / pipe wake-up channel.
-#include "reactor/wakeup.hpp"
+#include "reactor/detail/wakeup.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <system_error>
 
-#include "demux/error.hpp"
+#include "base/error.hpp"
 
 #if REACTOR_HAVE_EVENTFD
 #include <sys/eventfd.h>

@@ -23,9 +23,9 @@
 #include <utility>
 #include <vector>
 
-#include "reactor/outcome.hpp"
+#include "reactor/futures/outcome.hpp"
 #include "reactor/reactor.hpp"
-#include "reactor/waker.hpp"
+#include "reactor/futures/waker.hpp"
 
 namespace reactor {
 

@@ -5,7 +5,7 @@
 // - the top entry, if any, is live, so earliest() and pop_due() look at one entry only;
 // - heap_.capacity() >= heap_.size() + firing_, so finish_firing (noexcept) can re-queue an
 //   interval timer without allocating.
-#include "reactor/timer_queue.hpp"
+#include "reactor/detail/timer_queue.hpp"
 
 #include <algorithm>
 

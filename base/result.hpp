@@ -5,7 +5,7 @@
 #include <system_error>
 #include <utility>
 
-#include "demux/error.hpp"
+#include "base/error.hpp"
 
 namespace reactor {
 

@@ -1,5 +1,5 @@
 // SignalWatches: see the header.
-#include "reactor/signal_watches.hpp"
+#include "reactor/detail/signal_watches.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "demux/error.hpp"
-#include "reactor/signal_router.hpp"
+#include "base/error.hpp"
+#include "reactor/detail/signal_router.hpp"
 
 namespace reactor {
 

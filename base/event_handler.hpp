@@ -19,20 +19,10 @@
 #include <chrono>
 #include <cstdint>
 
-#include "demux/event_mask.hpp"
+#include "base/event_mask.hpp"
+#include "base/types.hpp"
 
 namespace reactor {
-
-/// An OS handle (a file descriptor on POSIX).
-using Handle = int;
-/// The value of a missing handle.
-inline constexpr Handle invalid_handle = -1;
-/// The clock every timer uses: monotonic.
-using Clock = std::chrono::steady_clock;
-/// A point in time on Clock.
-using TimePoint = Clock::time_point;
-/// A span of time on Clock.
-using Duration = Clock::duration;
 
 class EventHandler;
 

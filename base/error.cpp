@@ -1,5 +1,5 @@
 // Messages for reactor::errc.
-#include "demux/error.hpp"
+#include "base/error.hpp"
 
 #include <string>
 

@@ -1,5 +1,5 @@
 // Process-wide log sink.
-#include "reactor/log.hpp"
+#include "reactor/detail/log.hpp"
 
 #include <cstdio>
 #include <mutex>

@@ -15,14 +15,9 @@
 #include <optional>
 #include <vector>
 
-#include "handlers/event_handler.hpp"
+#include "base/event_handler.hpp"
 
 namespace reactor {
-
-/// Identifies a scheduled timer; never reused while the timer is pending.
-using TimerId = std::uint64_t;
-/// A TimerId no timer has.
-inline constexpr TimerId invalid_timer = 0;
 
 /// Heap of timers. Not thread-safe: owned by one Reactor.
 class TimerQueue {

@@ -10,8 +10,8 @@
 #include <mutex>
 #include <vector>
 
-#include "handlers/event_handler.hpp"
-#include "reactor/wakeup.hpp"
+#include "base/event_handler.hpp"
+#include "reactor/detail/wakeup.hpp"
 
 namespace reactor {
 

@@ -1,5 +1,5 @@
 // Multi-producer notification queue.
-#include "reactor/notification_queue.hpp"
+#include "reactor/detail/notification_queue.hpp"
 
 #include <utility>
 

@@ -1,6 +1,6 @@
 // Leaf futures over the Reactor: the handlers that turn hooks and timer expiries into wakes, and
 // the polls of the stream operations. See io_futures.hpp for the registration policy.
-#include "reactor/io_futures.hpp"
+#include "reactor/futures/io_futures.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <cassert>
 #include <cerrno>
 
-#include "reactor/when.hpp"
+#include "reactor/futures/when.hpp"
 
 namespace reactor {
 namespace detail {

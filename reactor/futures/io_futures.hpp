@@ -27,11 +27,11 @@
 #include <span>
 #include <vector>
 
-#include "reactor/executor.hpp"
-#include "reactor/outcome.hpp"
+#include "reactor/futures/executor.hpp"
+#include "reactor/futures/outcome.hpp"
 #include "reactor/reactor.hpp"
-#include "reactor/task.hpp"
-#include "reactor/waker.hpp"
+#include "reactor/futures/task.hpp"
+#include "reactor/futures/waker.hpp"
 
 namespace reactor {
 

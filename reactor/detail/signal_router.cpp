@@ -4,7 +4,7 @@
 // lock-free atomic_flag, the one kind of lock that is safe inside a signal handler. A thread
 // changing the table blocks all signals first, so the handler can never interrupt the lock
 // holder on its own thread and spin forever; on another thread it just waits a few instructions.
-#include "reactor/signal_router.hpp"
+#include "reactor/detail/signal_router.hpp"
 
 #include <signal.h>  // NOLINT(modernize-deprecated-headers): sigaction, sigset_t are POSIX
 #include <unistd.h>
@@ -14,7 +14,7 @@
 #include <cerrno>
 #include <mutex>
 
-#include "demux/error.hpp"
+#include "base/error.hpp"
 
 namespace reactor::signal_router {
 namespace {

@@ -16,8 +16,8 @@
 #include <variant>
 #include <vector>
 
-#include "reactor/io_futures.hpp"
-#include "reactor/outcome.hpp"
+#include "reactor/futures/io_futures.hpp"
+#include "reactor/futures/outcome.hpp"
 
 namespace reactor {
 

@@ -1,6 +1,6 @@
 // Executor: the ready queue, task polling, completion and the hand-over of wakes from other
 // threads. See executor.hpp and waker.hpp for the model.
-#include "reactor/executor.hpp"
+#include "reactor/futures/executor.hpp"
 
 namespace reactor {
 namespace {

@@ -15,8 +15,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "reactor/outcome.hpp"
-#include "reactor/waker.hpp"
+#include "reactor/futures/outcome.hpp"
+#include "reactor/futures/waker.hpp"
 
 namespace reactor {
 

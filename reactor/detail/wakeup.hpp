@@ -2,7 +2,7 @@
 // eventfd on Linux (one descriptor, a counter that never fills), a non-blocking pipe elsewhere.
 #pragma once
 
-#include "demux/unique_fd.hpp"
+#include "base/unique_fd.hpp"
 
 namespace reactor {
 

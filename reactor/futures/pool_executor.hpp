@@ -64,10 +64,10 @@
 #include <utility>
 #include <vector>
 
-#include "reactor/executor.hpp"
-#include "reactor/outcome.hpp"
+#include "reactor/futures/executor.hpp"
+#include "reactor/futures/outcome.hpp"
 #include "reactor/reactor_pool.hpp"
-#include "reactor/waker.hpp"
+#include "reactor/futures/waker.hpp"
 
 namespace reactor {
 

@@ -1,5 +1,5 @@
 // Default hooks of EventHandler.
-#include "handlers/event_handler.hpp"
+#include "base/event_handler.hpp"
 
 namespace reactor {
 
