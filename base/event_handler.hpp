@@ -25,6 +25,9 @@
 namespace reactor {
 
 class EventHandler;
+namespace detail {
+class DispatchCore;
+}  // namespace detail
 
 /// What a reactor must do when a handler it knows about is destroyed. Implemented by Reactor;
 /// the handler keeps a pointer so its destructor can withdraw every registration.
@@ -63,8 +66,7 @@ class EventHandler {
   virtual int handle_close(Handle handle, EventMask removed);
 
  private:
-  friend class Reactor;
-  friend class ThreadPoolReactor;
+  friend class detail::DispatchCore;     // the one place that counts registrations
   HandlerRegistry* registry_ = nullptr;  // the reactor holding registrations, if any
   std::uint32_t registrations_ = 0;      // I/O registrations + timers + signal subscriptions
 };

@@ -63,6 +63,12 @@ class Demultiplexer {
                                std::size_t& count) = 0;
   /// Which backend this is.
   [[nodiscard]] virtual Backend kind() const noexcept = 0;
+  /// True when arm_once() is more than modify(): the backend then reports a descriptor armed
+  /// with it once and disarms it by itself, so a thread pool that serves one event per handle
+  /// at a time re-arms with one call instead of removing and adding the descriptor.
+  [[nodiscard]] virtual bool arms_once() const noexcept { return false; }
+  /// Watches `fd` (added or not) for `interest` until it is next reported.
+  virtual std::error_code arm_once(int fd, EventMask interest) { return modify(fd, interest); }
 };
 
 /// Creates a backend. `best` means: REACTOR_BACKEND if set, else epoll, poll, select in that

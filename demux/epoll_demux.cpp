@@ -46,27 +46,31 @@ EpollDemux::EpollDemux() : epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)), events_(25
 }
 
 std::error_code EpollDemux::add(int fd, EventMask interest) {
-  if (fd < 0) return errc::invalid_handle;
-  epoll_event ev{};
-  ev.events = to_epoll(interest);
-  ev.data.u64 = pack(fd, ev.events);
-  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev) == 0) return {};
-  // A descriptor closed without EPOLL_CTL_DEL while a dup() kept its file open stays in the
-  // epoll set; the number now names a new registration, so take the entry over.
-  if (errno == EEXIST && ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, fd, &ev) == 0) return {};
-  if (errno == EBADF) return errc::invalid_handle;
-  return last_system_error();
+  return control(fd, interest, 0, EPOLL_CTL_ADD);
 }
 
 std::error_code EpollDemux::modify(int fd, EventMask interest) {
+  return control(fd, interest, 0, EPOLL_CTL_MOD);
+}
+
+std::error_code EpollDemux::arm_once(int fd, EventMask interest) {
+  return control(fd, interest, EPOLLONESHOT, EPOLL_CTL_MOD);
+}
+
+// Tries `first_op`, then the other one when the kernel's idea of the entry differs from ours:
+// - ADD fails with EEXIST for a descriptor closed without EPOLL_CTL_DEL while a dup() kept its
+//   file open: the entry stays in the set and the number now names a new registration.
+// - MOD fails with ENOENT when the kernel dropped the entry as the last reference to the file
+//   was closed and a new file got the number (the same recovery libevent's epoll.c makes).
+std::error_code EpollDemux::control(int fd, EventMask interest, std::uint32_t flags, int first_op) {
   if (fd < 0) return errc::invalid_handle;
   epoll_event ev{};
-  ev.events = to_epoll(interest);
-  ev.data.u64 = pack(fd, ev.events);
-  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, fd, &ev) == 0) return {};
-  // ENOENT: the kernel dropped the entry when the last reference to the file was closed and a
-  // new file got the number; add it back (the same recovery libevent's epoll.c makes).
-  if (errno == ENOENT && ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev) == 0) return {};
+  ev.events = to_epoll(interest) | flags;
+  ev.data.u64 = pack(fd, to_epoll(interest));
+  if (::epoll_ctl(epoll_fd_.get(), first_op, fd, &ev) == 0) return {};
+  const int other = first_op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  const int recoverable = first_op == EPOLL_CTL_ADD ? EEXIST : ENOENT;
+  if (errno == recoverable && ::epoll_ctl(epoll_fd_.get(), other, fd, &ev) == 0) return {};
   if (errno == EBADF) return errc::invalid_handle;
   return last_system_error();
 }

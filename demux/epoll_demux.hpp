@@ -4,10 +4,11 @@
 
 #include <sys/epoll.h>
 
+#include <cstdint>
 #include <vector>
 
-#include "demux/demultiplexer.hpp"
 #include "base/unique_fd.hpp"
+#include "demux/demultiplexer.hpp"
 
 namespace reactor {
 
@@ -22,8 +23,13 @@ class EpollDemux final : public Demultiplexer {
   std::error_code wait(std::span<ReadyEvent> ready, std::chrono::nanoseconds timeout,
                        std::size_t& count) override;
   [[nodiscard]] Backend kind() const noexcept override { return Backend::epoll; }
+  [[nodiscard]] bool arms_once() const noexcept override { return true; }
+  /// EPOLLONESHOT: modified in place (added when the kernel has no entry).
+  std::error_code arm_once(int fd, EventMask interest) override;
 
  private:
+  std::error_code control(int fd, EventMask interest, std::uint32_t flags, int first_op);
+
   UniqueFd epoll_fd_;
   std::vector<epoll_event> events_;
 };

@@ -13,12 +13,12 @@
 #include <string>
 #include <system_error>
 
-#include "demux/demultiplexer.hpp"
 #include "base/error.hpp"
-#include "base/event_mask.hpp"
 #include "base/event_handler.hpp"
+#include "base/event_mask.hpp"
 #include "base/result.hpp"
-#include "reactor/detail/timer_queue.hpp"
+#include "base/types.hpp"
+#include "demux/demultiplexer.hpp"
 
 namespace reactor {
 

@@ -17,18 +17,18 @@
 #include <utility>
 #include <vector>
 
-#include "demux/demultiplexer.hpp"
 #include "base/error.hpp"
-#include "base/event_mask.hpp"
-#include "base/unique_fd.hpp"
 #include "base/event_handler.hpp"
-#include "reactor/dispatcher.hpp"
-#include "reactor/detail/notification_queue.hpp"
+#include "base/event_mask.hpp"
 #include "base/result.hpp"
-#include "reactor/detail/signal_watches.hpp"
-#include "reactor/detail/timer_queue.hpp"
+#include "base/unique_fd.hpp"
+#include "demux/demultiplexer.hpp"
+#include "reactor/dispatcher.hpp"
 
 namespace reactor {
+namespace detail {
+class DispatchCore;
+}  // namespace detail
 
 /// Construction-time settings of a Reactor.
 struct ReactorOptions {
@@ -65,7 +65,7 @@ class Reactor final : public Dispatcher, private HandlerRegistry {
   Reactor& operator=(const Reactor&) = delete;
 
   /// The backend chosen at construction.
-  [[nodiscard]] Backend backend() const noexcept override { return demux_->kind(); }
+  [[nodiscard]] Backend backend() const noexcept override;
 
   // ---- I/O registrations -------------------------------------------------------------------
 
@@ -92,7 +92,7 @@ class Reactor final : public Dispatcher, private HandlerRegistry {
   /// The handler registered on `handle`, or nullptr.
   [[nodiscard]] EventHandler* handler(Handle handle) const noexcept override;
   /// Number of I/O registrations made by the application.
-  [[nodiscard]] std::size_t handler_count() const noexcept override { return user_registrations_; }
+  [[nodiscard]] std::size_t handler_count() const noexcept override;
 
   /// Stops dispatching events of `handle` until resume_handler (timers still fire).
   std::error_code suspend_handler(Handle handle) override;
@@ -118,7 +118,7 @@ class Reactor final : public Dispatcher, private HandlerRegistry {
   /// Changes the interval of a timer from its next expiry on (zero makes it one-shot).
   std::error_code reset_timer_interval(TimerId id, Duration interval) override;
   /// Number of pending timers.
-  [[nodiscard]] std::size_t timer_count() const noexcept override { return timers_.size(); }
+  [[nodiscard]] std::size_t timer_count() const noexcept override;
 
   // ---- cross-thread ------------------------------------------------------------------------
 
@@ -165,62 +165,26 @@ class Reactor final : public Dispatcher, private HandlerRegistry {
   }
 
  private:
-  struct Registration {
-    EventHandler* handler = nullptr;
-    EventMask interest = EventMask::none;   // user bits, including accept / connect
-    EventMask again = EventMask::none;      // hooks that returned > 0
-    EventMask in_kernel = EventMask::none;  // readiness bits the demultiplexer watches
-    std::uint64_t serial = 0;               // 0: free; else unique per registration
-    bool suspended = false;
-    bool internal = false;        // the reactor's own wake-up / signal pipe
-    std::uint64_t calls[3] = {};  // hooks called: input, output, exception
-  };
   struct AgainEntry {
     Handle handle;
     std::uint64_t serial;
   };
 
   void forget_handler(EventHandler& handler) noexcept override;
-
-  std::error_code attach(EventHandler* handler);
-  void release_ref(EventHandler* handler) noexcept;
-  Registration* find(Handle handle) noexcept;
-  const Registration* find(Handle handle) const noexcept;
-  bool still_live(Handle handle, std::uint64_t serial) const noexcept;
-  std::error_code add_registration(Handle handle, EventHandler* handler, EventMask mask,
-                                   bool internal);
-  std::error_code sync_kernel(Handle handle) noexcept;
-  void end_registration(Handle handle) noexcept;
-  void remove_bits(Handle handle, EventMask bits, bool call_close);
-  std::error_code change_interest(Handle handle, EventMask mask);
-  std::error_code set_suspended(Handle handle, bool suspended);
-  Handle handle_of(EventHandler* handler) const;
-
-  Duration next_timeout(Duration limit) const noexcept;
-  std::error_code wait(Duration timeout, std::size_t& ready);
+  void close_removed(Handle handle, EventHandler* handler, EventMask removed);
   void dispatch_ready(const ReadyEvent& event, std::size_t& dispatched);
   void dispatch_io(Handle handle, std::uint64_t serial, EventMask events, std::size_t& dispatched);
-  void call_hook(Handle handle, std::uint64_t serial, EventMask kind, std::size_t& dispatched);
   void dispatch_again(std::size_t& dispatched);
   void expire_timers(TimePoint now, std::size_t& dispatched);
   void run_notifications(std::size_t& dispatched);
-  void read_signals(std::size_t& dispatched);
+  void run_signals(std::size_t& dispatched);
 
-  std::unique_ptr<Demultiplexer> demux_;
+  std::unique_ptr<detail::DispatchCore> core_;
   ReactorOptions options_;
-  std::vector<ReadyEvent> ready_;
-  std::vector<Registration> table_;  // by handle
-  std::vector<AgainEntry> again_;
+  std::vector<AgainEntry> again_;  // handles whose hooks returned > 0, called before blocking
   std::vector<AgainEntry> again_batch_;
-  std::uint64_t next_serial_ = 1;
-  std::uint64_t serial_at_wait_ = 1;
-  std::size_t user_registrations_ = 0;
-  TimerQueue timers_;
-  NotificationQueue notifications_;
-  SignalWatches signals_;
   std::atomic<bool> stop_{false};
   bool dispatching_ = false;
-  ReactorStats stats_;
 };
 
 }  // namespace reactor

@@ -43,18 +43,18 @@
 #include <unordered_map>
 #include <vector>
 
-#include "demux/demultiplexer.hpp"
 #include "base/error.hpp"
-#include "base/event_mask.hpp"
-#include "base/unique_fd.hpp"
 #include "base/event_handler.hpp"
-#include "reactor/dispatcher.hpp"
+#include "base/event_mask.hpp"
 #include "base/result.hpp"
-#include "reactor/detail/signal_watches.hpp"
-#include "reactor/detail/timer_queue.hpp"
-#include "reactor/detail/wakeup.hpp"
+#include "base/unique_fd.hpp"
+#include "demux/demultiplexer.hpp"
+#include "reactor/dispatcher.hpp"
 
 namespace reactor {
+namespace detail {
+class DispatchCore;
+}  // namespace detail
 
 /// Construction-time settings of a ThreadPoolReactor.
 struct ThreadPoolReactorOptions {
@@ -88,7 +88,7 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   ThreadPoolReactor& operator=(const ThreadPoolReactor&) = delete;
 
   /// The backend chosen at construction.
-  [[nodiscard]] Backend backend() const noexcept override { return demux_->kind(); }
+  [[nodiscard]] Backend backend() const noexcept override;
 
   /// Registers `handler` for `mask` on handler->get_handle().
   std::error_code register_handler(EventHandler* handler, EventMask mask) override;
@@ -188,18 +188,6 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   }
 
  private:
-  struct Registration {
-    EventHandler* handler = nullptr;
-    EventMask interest = EventMask::none;
-    std::uint64_t serial = 0;  // 0: free
-    bool queued = false;       // an I/O job holds the handle: out of the kernel's interest
-    bool suspended = false;
-    std::uint64_t calls[3] = {};  // hooks called: input, output, exception
-  };
-  struct KernelState {
-    EventMask mask = EventMask::none;  // what the demultiplexer watches
-    std::uint64_t serial = 0;          // for which registration
-  };
   enum class JobKind : std::uint8_t { io, timer, notify, post, close, signal };
   struct Job {
     JobKind kind = JobKind::post;
@@ -225,25 +213,19 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
 
   void forget_handler(EventHandler& handler) noexcept override;
   void forget_locked(EventHandler* handler) noexcept;
-
-  std::error_code attach(EventHandler* handler);
-  void release_ref(EventHandler* handler) noexcept;
-  Registration* find(Handle handle) noexcept;
-  const Registration* find(Handle handle) const noexcept;
-  bool still_live(Handle handle, std::uint64_t serial) const noexcept;
-  Handle handle_of(EventHandler* handler) const;
-  void sync(Handle handle) noexcept;
-  std::error_code apply_sync(Handle handle) noexcept;
-  void apply_pending() noexcept;
-  void await_kernel(Lock& lock);
+  void drop_job(const Job& job) noexcept;
+  std::error_code settle(Lock& lock, Handle handle);
+  void kick() noexcept;
   void wake_leader() noexcept;
-  void end_registration(Handle handle) noexcept;
-  void remove_bits(Lock& lock, Handle handle, EventMask bits, bool call_close);
+  std::error_code change_interest(Handle handle, EventMask set, EventMask clear);
+  std::error_code set_suspended(Handle handle, bool suspended);
+  std::error_code cancel_locked(TimerId id);
   void call_close(Lock& lock, EventHandler* handler, Handle handle, EventMask removed);
+  template <class Hook>
+  auto unlocked(Lock& lock, Hook&& hook, bool dispatched = true);
   bool enqueue(Job&& job);
   void push_job(Job&& job);
   void advance(EventHandler* handler);
-
   std::uint64_t begin_busy(EventHandler* handler);
   void end_busy(EventHandler* handler, std::uint64_t token) noexcept;
   bool dispatching(const EventHandler* handler) const noexcept;
@@ -255,49 +237,33 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   void run_timer(Lock& lock, Job& job);
   void run_signal(Lock& lock, Job& job);
   std::error_code wait_and_collect(Lock& lock, Duration limit);
-  void read_signals();
-  std::error_code remove_signal_locked(int signum, EventHandler* handler);
-  std::error_code set_suspended(Handle handle, bool suspended);
-  void count_hook() noexcept;
+  void collect(const ReadyEvent& event);
   void count_dispatch(Duration spent) noexcept;
 
-  std::unique_ptr<Demultiplexer> demux_;
+  std::unique_ptr<detail::DispatchCore> core_;  // guarded by mutex_
   ThreadPoolReactorOptions options_;
-  Wakeup wakeup_;
-  std::vector<ReadyEvent> events_;  // the leader's
+  bool direct_ctl_ = false;  // the backend may be changed during a wait (epoll)
 
   mutable std::mutex mutex_;
   std::condition_variable followers_;  // threads without work and with a leader
   std::condition_variable idle_;       // retire() waiting for a handler to return
-  std::condition_variable applied_;    // await_kernel() waiting for the leader's changes
-  std::vector<Registration> table_;    // by handle
-  std::vector<KernelState> kernel_;    // by handle
-  std::vector<Handle> pending_;        // kernel changes the leader applies after its wait
+  std::condition_variable applied_;    // settle() waiting for the leader's kernel changes
   std::deque<Job> ready_;
   std::unordered_map<EventHandler*, Busy> busy_;
   std::unordered_map<TimerId, bool> firing_;  // timers queued or running: cancelled?
-  TimerQueue timers_;
-  std::uint64_t next_serial_ = 1;
-  std::uint64_t serial_at_wait_ = 1;
   std::uint64_t next_token_ = 1;
-  std::uint64_t apply_round_ = 0;  // apply_pending() calls so far
-  std::size_t user_registrations_ = 0;
   std::size_t idle_threads_ = 0;
   std::size_t retire_waiters_ = 0;
-  bool leader_ = false;        // a thread is leading (waiting or collecting)
-  bool in_wait_ = false;       // the leader is inside demux_->wait
-  bool wake_pending_ = false;  // the wake-up descriptor has been signalled
-  bool direct_ctl_ = false;    // the backend's add/modify/remove are safe during a wait (epoll)
+  std::size_t jobs_queued_ = 0;      // notify / post jobs not run yet
+  std::size_t jobs_in_round_ = 0;    // jobs the last wait queued
+  std::size_t jobs_since_wait_ = 0;  // jobs taken since then
+  bool leader_ = false;              // a thread is leading (waiting or collecting)
+  bool in_wait_ = false;             // the leader is inside the backend's wait
+  bool wake_pending_ = false;        // the wake-up descriptor has been signalled
   std::atomic<bool> stop_{false};
   std::error_code error_;
   std::exception_ptr exception_;
   std::atomic<std::uint64_t> hooks_called_{0};
-  SignalWatches signals_;
-  bool signal_watched_ = false;  // the signal pipe is in the demultiplexer
-  ReactorStats stats_;           // under mutex_, except hooks_called (hooks_called_)
-  std::size_t notifications_queued_ = 0;
-  std::size_t jobs_in_round_ = 0;    // jobs the last wait queued
-  std::size_t jobs_since_wait_ = 0;  // jobs taken since then
 };
 
 }  // namespace reactor

@@ -2,7 +2,7 @@
 #include <sstream>
 
 #include "conformance.hpp"
-#include "reactor/detail/log.hpp"
+#include "reactor/log.hpp"
 
 namespace reactor::test {
 namespace {

@@ -1,5 +1,5 @@
 // Process-wide log sink.
-#include "reactor/detail/log.hpp"
+#include "reactor/log.hpp"
 
 #include <cstdio>
 #include <mutex>
