@@ -1,6 +1,6 @@
 // The Reactor: registration table, event loop and dispatch.
 //
-// Lifetime rules the dispatch code keeps (see DESIGN.md's promises):
+// Lifetime rules the dispatch code keeps (see the promises in docs/design.md):
 // - Every registration has a serial number. After any hook returns, the code looks the handle
 //   up again and compares serials before touching the registration or the handler, because the
 //   hook may have removed or destroyed either (or registered a new handler on the same number).
