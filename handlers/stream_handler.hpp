@@ -6,6 +6,38 @@
 // Ownership: a handler passed to StreamHandler::start() (as the Acceptor and Connector do) is
 // owned by the framework and deleted right after on_close(), which is always its last call.
 // A handler opened with open() is owned by the caller, who must keep it alive until on_close().
+// Destroying a caller-owned handler before on_close() withdraws its registration quietly.
+//
+// Closing. Every way a connection ends, other than destroying its handler, leads to exactly one
+// on_close(reason), the handler's last call:
+// - close() is graceful: reading stops at once, queued output is still written, and once the
+//   queue is empty the socket closes with an empty reason. If the queue has not drained after
+//   linger_timeout (a peer that stopped reading), the rest is dropped and the reason is
+//   timed_out; a zero linger_timeout waits as long as it takes. The idle timeout does not apply
+//   while closing: the linger timeout is that phase's only bound.
+// - abort(reason) is immediate: the queue is dropped, the socket closes, on_close() gets
+//   `reason`. Its default, an empty reason, reads as a clean close; pass one to tell them apart.
+//   abort() also cuts short a close() that is still flushing.
+// - The framework aborts by itself on a read or write error (the errno), more than max_input
+//   unconsumed (message_size), a send beyond max_output (no_buffer_space), the idle timeout
+//   (timed_out, through on_idle) and a hook that throws (state_not_recoverable). A registration
+//   ended from outside (the reactor destroyed, the descriptor found closed) gives
+//   operation_canceled. The peer's end of stream calls on_peer_closed(), which closes by default.
+// After close(), a second close() does nothing; after abort(), or once close() has flushed,
+// both do nothing. send() returns false from the first close() or abort() on.
+//
+// When on_close() comes: never in the middle of another hook of this handler. When the
+// connection ends inside one of its hooks (an abort(), a close() with nothing left to flush, the
+// last queued byte written, a timeout), the handler is only marked, and the socket is closed and
+// on_close() called as the outermost of its hooks returns. When close() or abort() is called
+// from anywhere else (another handler's hook, a posted callable, before the loop runs), the
+// handler finishes through a notify() to itself, so on_close() arrives on a later turn of the
+// loop. Either way the code that closed the handler may keep using it until that code returns
+// (`this` and the members stay valid, is_open() is false), and no longer: a framework-owned
+// handler is deleted right after on_close(). Inside on_close() the socket is already closed
+// (get_handle() is invalid_handle), the queue is empty and the timers are cancelled.
+// On a ThreadPoolReactor call close() and abort() only from this handler's own hooks: outside
+// them another thread may be running one, and the notify() may run before the caller returns.
 //
 // Hot path: an echoed message costs one read and one send; interest in write readiness is
 // enabled only when a send could not complete and disabled when the queue drains, and buffers
@@ -42,7 +74,8 @@ struct StreamOptions {
   std::size_t max_input = 4 * 1024 * 1024;
   /// Abort after this long without a byte read or written; zero disables the idle timer.
   Duration idle_timeout = Duration::zero();
-  /// How long close() may wait for the queue to drain before it aborts; zero: forever.
+  /// How long close() may wait for the queue to drain before it aborts with timed_out; zero:
+  /// as long as it takes (a peer that never reads then holds the connection open).
   Duration linger_timeout = std::chrono::seconds(10);
 };
 
@@ -118,12 +151,14 @@ class StreamHandler : public EventHandler {
   [[nodiscard]] bool reading() const noexcept;
   /// True while the output queue holds the peer back (above the high watermark).
   [[nodiscard]] bool backpressured() const noexcept { return backpressure_; }
-  /// Graceful close: stop reading, flush the queue (bounded by linger_timeout), then close.
+  /// Graceful close: stop reading, flush the queue (bounded by linger_timeout), then close; see
+  /// "Closing" above for when on_close() comes. Does nothing unless the handler is open.
   void close();
-  /// Immediate close: drop the queue and close; `reason` reaches on_close().
+  /// Immediate close: drop the queue and close; `reason` (empty: looks like a clean close)
+  /// reaches on_close(). Also ends a close() still flushing; otherwise does nothing once closing.
   void abort(std::error_code reason = {});
   /// Half-close: after the queue drains, shut down our sending side (the peer reads EOF) and
-  /// keep reading until the peer closes too.
+  /// keep reading until the peer closes too. send() returns false from here on.
   void shutdown_write();
   /// True from open until close/abort is requested.
   [[nodiscard]] bool is_open() const noexcept { return state_ == State::open; }
@@ -142,16 +177,19 @@ class StreamHandler : public EventHandler {
   virtual void on_open() {}
   /// New bytes arrived; consume what you used from `input` (the rest stays for next time).
   virtual void on_data(Buffer& input) { input.clear(); }
-  /// The peer finished sending (EOF). Default: close() gracefully. Reading has stopped.
+  /// The peer finished sending (EOF). Default: close() gracefully, flushing what is queued.
+  /// Reading has stopped.
   virtual void on_peer_closed() { close(); }
   /// The output queue became empty after a send could not complete (a cue to produce more).
   virtual void on_drained() {}
   /// No byte moved for idle_timeout. Default: abort(std::errc::timed_out).
   virtual void on_idle();
-  /// The last call: the connection is closed; `reason` is empty for a clean close, else the
-  /// socket error, timed_out, no_buffer_space, operation_canceled (reactor destroyed),
+  /// The last call: the connection is closed; `reason` is empty for a clean close (or an abort()
+  /// without one), else the socket error, timed_out (idle or linger timeout), message_size,
+  /// no_buffer_space, operation_canceled (reactor destroyed, descriptor closed behind our back),
   /// state_not_recoverable (one of this handler's hooks threw; the exception propagates out of
-  /// handle_events), or the connect error. A framework-owned handler is deleted right after.
+  /// handle_events), or the connect error. The socket is already closed here. A
+  /// framework-owned handler is deleted right after.
   virtual void on_close(std::error_code reason) { (void)reason; }
 
   // The reactor's hooks; subclasses that override them must call these.

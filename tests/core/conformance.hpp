@@ -1,7 +1,7 @@
 // The conformance suite's fixture and probe handler. Every test in
 // tests/core/*_conformance_test.cpp runs once per target in conformance_targets(), so each
-// promise of DESIGN.md is checked on select, poll, epoll and every other backend this build has,
-// on the single-threaded Reactor and on the ThreadPoolReactor.
+// promise of docs/design.md is checked on select, poll, epoll and every other backend this build
+// has, on the single-threaded Reactor and on the ThreadPoolReactor.
 #pragma once
 
 #include <gtest/gtest.h>

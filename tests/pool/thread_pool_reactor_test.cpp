@@ -1,4 +1,4 @@
-// ThreadPoolReactor: DESIGN.md's promises 1-6 and 8 with 2, 4 and 8 threads on every backend.
+// ThreadPoolReactor: docs/design.md's promises 1-6 and 8 with 2, 4 and 8 threads on every backend.
 // The central check is promise 5: every hook of a handler (I/O, timer, notification,
 // handle_close) bumps one per-handler "in hook" counter, which must never exceed 1.
 #include <gtest/gtest.h>
