@@ -17,9 +17,10 @@
 #include <type_traits>
 #include <utility>
 
+#include "base/unique_fd.hpp"
 #include "handlers/socket_address.hpp"
 #include "handlers/stream_handler.hpp"
-#include "reactor/reactor.hpp"
+#include "reactor/dispatcher.hpp"
 
 namespace reactor {
 

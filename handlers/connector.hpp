@@ -9,9 +9,10 @@
 #include <system_error>
 #include <vector>
 
+#include "base/unique_fd.hpp"
 #include "handlers/socket_address.hpp"
 #include "handlers/stream_handler.hpp"
-#include "reactor/reactor.hpp"
+#include "reactor/dispatcher.hpp"
 
 namespace reactor {
 

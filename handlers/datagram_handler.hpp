@@ -7,8 +7,9 @@
 #include <system_error>
 #include <vector>
 
+#include "base/unique_fd.hpp"
 #include "handlers/socket_address.hpp"
-#include "reactor/reactor.hpp"
+#include "reactor/dispatcher.hpp"
 
 namespace reactor {
 

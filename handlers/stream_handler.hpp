@@ -54,8 +54,9 @@
 #include <system_error>
 #include <vector>
 
+#include "base/unique_fd.hpp"
 #include "handlers/buffer.hpp"
-#include "reactor/reactor.hpp"
+#include "reactor/dispatcher.hpp"
 
 namespace reactor {
 

@@ -1,7 +1,8 @@
 // ReactorPool: one single-threaded Reactor per thread (reactor-per-core), so a server can use
 // every core without any handler ever being shared between threads. Connections are spread
 // either by one SO_REUSEPORT acceptor per reactor (the kernel balances) or by one acceptor that
-// hands each accepted socket to the next reactor round-robin (hand_off()).
+// hands each accepted socket to the next reactor round-robin (hand_off(), in
+// handlers/hand_off.hpp).
 //
 // Threads: at(), size(), next(), post_to(), end_event_loop() and running() may be called from any
 // thread. A handler belongs to the reactor it is registered with and must only be touched on that
@@ -17,9 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "handlers/acceptor.hpp"
-#include "handlers/socket_address.hpp"
-#include "handlers/stream_handler.hpp"
+#include "base/unique_fd.hpp"
 #include "reactor/reactor.hpp"
 
 namespace reactor {
@@ -65,36 +64,6 @@ class ReactorPool {
   [[nodiscard]] bool running() const noexcept { return running_.load(std::memory_order_acquire); }
   /// The first loop error any reactor returned (empty if none); read it after join() or run().
   [[nodiscard]] std::error_code first_error() const;
-
-  /// An Acceptor<Service> factory that hands every accepted socket to the next reactor of the
-  /// pool, where `make` builds the Service and StreamHandler::start() takes it over. Use it with
-  /// an acceptor registered on any reactor of the pool. The acceptor's max_connections does not
-  /// count handed-off connections (they belong to other reactors).
-  template <class Service>
-  typename Acceptor<Service>::Factory hand_off(
-      std::function<std::unique_ptr<Service>(Reactor&, UniqueFd, const SocketAddress&)> make) {
-    return [this, make = std::move(make)](Dispatcher&, UniqueFd socket,
-                                          const SocketAddress& peer) -> std::unique_ptr<Service> {
-      const std::size_t i = next_index();
-      Reactor& target = at(i);
-      // std::function needs a copyable callable; the descriptor travels in a shared holder.
-      auto fd = std::make_shared<UniqueFd>(std::move(socket));
-      (void)post_to(i, [&target, make, fd, peer] {
-        if (auto service = make(target, std::move(*fd), peer)) {
-          (void)StreamHandler::start(std::move(service));  // failure deletes it
-        }
-      });
-      return nullptr;  // the acceptor keeps nothing: the socket now belongs to `target`
-    };
-  }
-
-  /// hand_off() with each Service built as Service(reactor, std::move(socket)).
-  template <class Service>
-  typename Acceptor<Service>::Factory hand_off() {
-    return hand_off<Service>([](Reactor& r, UniqueFd fd, const SocketAddress&) {
-      return std::make_unique<Service>(r, std::move(fd));
-    });
-  }
 
  private:
   void loop(std::size_t i);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "handlers/acceptor.hpp"
+#include "handlers/hand_off.hpp"
 #include "handlers/stream_handler.hpp"
 #include "reactor/reactor.hpp"
 #include "reactor/reactor_pool.hpp"
@@ -241,7 +242,7 @@ int serve_single(const sample::ServerArgs& args) {
 }
 
 // --threads N > 1: a ReactorPool, one Room per reactor, one acceptor on reactor 0 handing each
-// client to the next reactor in turn (ReactorPool::hand_off). Why one acceptor rather than one
+// client to the next reactor in turn (reactor::hand_off). Why one acceptor rather than one
 // SO_REUSEPORT listener per reactor: chat connections are few and long-lived, so the extra post
 // per connection costs nothing, and round-robin spreads even two or three members over the
 // reactors (the kernel's hash does not), which is what makes the cross-reactor path the normal
@@ -261,7 +262,7 @@ int serve_pool(const sample::ServerArgs& args) {
     while (&pool.at(i) != &r) ++i;
     return std::make_unique<ChatClient>(r, std::move(socket), *hub.rooms[i], next_id.fetch_add(1));
   };
-  reactor::Acceptor<ChatClient> acceptor(pool.at(0), pool.hand_off<ChatClient>(make));
+  reactor::Acceptor<ChatClient> acceptor(pool.at(0), reactor::hand_off<ChatClient>(pool, make));
   const auto address = reactor::SocketAddress::loopback_v4(args.port);
   if (auto ec = acceptor.open(address)) return cannot_listen(address, ec);
   std::vector<std::unique_ptr<sample::StatsReporter<reactor::Reactor>>> stats;

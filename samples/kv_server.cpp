@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "handlers/acceptor.hpp"
+#include "handlers/hand_off.hpp"
 #include "handlers/stream_handler.hpp"
 #include "reactor/reactor.hpp"
 #include "reactor/reactor_pool.hpp"
@@ -174,7 +175,7 @@ int serve_pool(const sample::ServerArgs& args) {
   auto make = [&](auto& r, reactor::UniqueFd fd, const reactor::SocketAddress&) {
     return std::make_unique<KvConnection>(r, std::move(fd), store, &store_lock);
   };
-  reactor::Acceptor<KvConnection> acceptor(pool.at(0), pool.hand_off<KvConnection>(make));
+  reactor::Acceptor<KvConnection> acceptor(pool.at(0), reactor::hand_off<KvConnection>(pool, make));
   if (auto ec = acceptor.open(reactor::SocketAddress::loopback_v4(args.port))) {
     return cannot_listen(args.port, ec);
   }

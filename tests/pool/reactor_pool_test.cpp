@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "handlers/acceptor.hpp"
+#include "handlers/hand_off.hpp"
 #include "reactor/reactor_pool.hpp"
 #include "test_support.hpp"
 
@@ -214,7 +215,7 @@ TEST_P(ReactorPoolTest, HandOffSpreadsConnectionsRoundRobin) {
   // The acceptor lives on reactor 0; it must only be touched there, so open and close it there.
   std::unique_ptr<Acceptor<PoolEcho>> acceptor;
   acceptor = std::make_unique<Acceptor<PoolEcho>>(
-      pool.at(0), pool.hand_off<PoolEcho>([&](Reactor& r, UniqueFd fd, const SocketAddress&) {
+      pool.at(0), hand_off<PoolEcho>(pool, [&](Reactor& r, UniqueFd fd, const SocketAddress&) {
         return std::make_unique<PoolEcho>(r, std::move(fd), census);
       }));
   ASSERT_FALSE(acceptor->open(SocketAddress::loopback_v4(0)));
