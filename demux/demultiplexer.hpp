@@ -2,6 +2,8 @@
 // one backend per file (select, poll, epoll, kqueue, io_uring). A backend knows descriptors and
 // readiness bits only: it never calls a handler. Semantics are level-triggered whatever the
 // backend uses inside (io_uring re-arms one-shot polls; kqueue knotes are level by default).
+// Files the kernel calls always ready (regular files) are reported ready on every wait by every
+// backend; see Demultiplexer.
 #pragma once
 
 #include <chrono>
@@ -44,6 +46,13 @@ std::vector<Backend> available_backends();
 
 /// The interface every backend implements. Interest masks may contain any of EventMask's
 /// read-side, write-side and except bits; add() never sees an empty mask.
+///
+/// Always-ready files: a regular file (on Linux also any file without a poll method, which
+/// poll(2) calls always ready) is accepted by every backend and reported readable and writable, for
+/// the interest asked, on every wait, so a wait with such a file interested never blocks; except
+/// interest is never reported for it. epoll, which refuses such files (EPERM), and kqueue, which
+/// reports a regular file readable only up to its end, keep them in the backend to agree with
+/// select, poll and io_uring. modify() and remove() work on them like on any descriptor.
 class Demultiplexer {
  public:
   virtual ~Demultiplexer() = default;

@@ -250,6 +250,11 @@ std::size_t IoUringDemux::harvest(std::span<ReadyEvent> ready) noexcept {
     // Cancels, and polls of a removed, modified or reused registration, end here.
     if (data == cancel_tag || s == nullptr || !s->armed || s->generation != (data >> 32)) continue;
     s->armed = false;
+    // EINVAL: a file without a poll method (a regular file) that is not ready for what was asked
+    // and never will be: it is always readable and writable, never "except". poll(2) would
+    // never report it either, so stay silent and leave it unarmed until modify() changes the
+    // interest; re-arming would complete at once, again and again.
+    if (cqe->res == -EINVAL) continue;
     queue_arm(fd);
     // ECANCELED with a live generation: the kernel dropped the poll (its issuer exited); re-arm.
     if (cqe->res == -ECANCELED) continue;

@@ -4,13 +4,16 @@
 #include <sys/types.h>
 
 #include <sys/event.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #include <cerrno>
 #include <cstdint>
+#include <new>
 #include <system_error>
 
 #include "base/error.hpp"
+#include "demux/always_ready.hpp"
 
 namespace reactor {
 namespace {
@@ -52,11 +55,20 @@ EventMask to_bits(short filter, EventMask asked) noexcept {
   return bits;
 }
 
+// A regular file or directory: a vnode, whose EVFILT_READ fires only before end of file.
+bool is_vnode(int fd) noexcept {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode));
+}
+
 }  // namespace
 
-KqueueDemux::KqueueDemux() : kq_(::kqueue()), events_(256) {
+KqueueDemux::KqueueDemux()
+    : kq_(::kqueue()), events_(256), always_(std::make_unique<AlwaysReadySet>()) {
   if (!kq_) throw std::system_error(last_system_error(), "kqueue");
 }
+
+KqueueDemux::~KqueueDemux() = default;
 
 // Adds the filters `to` needs and `from` lacks, deletes the reverse, in one kevent call.
 // EV_RECEIPT makes the kernel answer every change with an EV_ERROR entry (data 0 on success)
@@ -97,6 +109,15 @@ std::error_code KqueueDemux::add(int fd, EventMask interest) {
   }
   if (any(interest_[fd])) return errc::already_registered;
   const EventMask want = readiness_of(interest);
+  if (is_vnode(fd)) {
+    try {
+      always_->set(fd, want);
+    } catch (const std::bad_alloc&) {
+      return std::make_error_code(std::errc::not_enough_memory);
+    }
+    interest_[fd] = want;
+    return {};
+  }
   if (auto ec = apply(fd, EventMask::none, want)) {
     (void)apply(fd, want, EventMask::none);  // drop whichever filter did get added
     return ec;
@@ -110,6 +131,15 @@ std::error_code KqueueDemux::modify(int fd, EventMask interest) {
     return errc::not_registered;
   }
   const EventMask want = readiness_of(interest);
+  if (always_->contains(fd)) {
+    if (any(want)) {
+      always_->set(fd, want);  // replaces an entry: no allocation
+    } else {
+      always_->erase(fd);  // as apply() deletes every knote
+    }
+    interest_[fd] = want;
+    return {};
+  }
   if (auto ec = apply(fd, interest_[fd], want)) return ec;
   interest_[fd] = want;
   return {};
@@ -121,6 +151,7 @@ std::error_code KqueueDemux::remove(int fd) {
   }
   const EventMask had = interest_[fd];
   interest_[fd] = EventMask::none;
+  if (always_->erase(fd)) return {};
   return apply(fd, had, EventMask::none);
 }
 
@@ -148,10 +179,16 @@ std::error_code KqueueDemux::wait(std::span<ReadyEvent> ready, std::chrono::nano
                                   std::size_t& count) {
   count = 0;
   if (events_.size() < ready.size()) events_.resize(ready.size());
-  const int max = static_cast<int>(ready.size() < events_.size() ? ready.size() : events_.size());
+  // An always-ready file means the wait must not block, and one slot is kept for the set so
+  // busy knotes cannot crowd it out (it rotates, so every entry gets its turn).
+  const bool always = always_->any_ready();
+  const std::size_t room = always && ready.size() > 1 ? ready.size() - 1 : ready.size();
+  const int max = static_cast<int>(room < events_.size() ? room : events_.size());
   timespec ts{};
   const timespec* tsp = nullptr;
-  if (timeout >= std::chrono::nanoseconds::zero()) {
+  if (always) {
+    tsp = &ts;
+  } else if (timeout >= std::chrono::nanoseconds::zero()) {
     ts.tv_sec = static_cast<time_t>(timeout.count() / 1000000000);
     ts.tv_nsec = static_cast<long>(timeout.count() % 1000000000);
     tsp = &ts;
@@ -160,6 +197,7 @@ std::error_code KqueueDemux::wait(std::span<ReadyEvent> ready, std::chrono::nano
   if (rc < 0) return errno == EINTR ? std::error_code{} : last_system_error();
   for (int i = 0; i < rc; ++i) merge(events_[i], ready, count);
   for (std::size_t i = 0; i < count; ++i) position_[ready[i].fd] = -1;
+  if (always) always_->report(ready, count);
   return {};
 }
 

@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "base/no_sigpipe.hpp"
+
 namespace reactor {
 namespace {
 
@@ -227,21 +229,9 @@ void StreamHandler::read_once() {
 
 ssize_t StreamHandler::gather_write(const iovec* iov, std::size_t count) noexcept {
   for (;;) {
-    ssize_t n = 0;
-    if (is_socket_) {
-      // sendmsg rather than writev: MSG_NOSIGNAL turns a write to a reset peer into EPIPE
-      // instead of a process-killing SIGPIPE.
-      msghdr msg{};
-      msg.msg_iov = const_cast<iovec*>(iov);
-      msg.msg_iovlen = count;
-      n = ::sendmsg(socket_.get(), &msg, MSG_NOSIGNAL);
-      if (n < 0 && errno == ENOTSOCK) {
-        is_socket_ = false;
-        continue;
-      }
-    } else {
-      n = ::writev(socket_.get(), iov, static_cast<int>(count));
-    }
+    // Sockets, pipes and FIFOs alike: a reader that is gone is EPIPE, which ends this
+    // connection, never a process-killing SIGPIPE.
+    const ssize_t n = write_no_sigpipe(socket_.get(), iov, count, is_socket_);
     if (n < 0 && errno == EINTR) continue;
     return n;
   }

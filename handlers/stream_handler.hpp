@@ -247,10 +247,8 @@ class StreamHandler : public EventHandler {
   bool peer_eof_ = false;
   bool shutdown_wanted_ = false;
   bool write_shut_ = false;
-  bool is_socket_ = true;
-  std::shared_ptr<void>
-      acceptor_slot_;  // an Acceptor's connection count; released on destruction  // false once
-                       // sendmsg said ENOTSOCK (pipes in tests): use writev
+  bool is_socket_ = true;  // false once sendmsg said ENOTSOCK (a pipe end): see gather_write
+  std::shared_ptr<void> acceptor_slot_;  // an Acceptor's connection count; released on destruction
 };
 
 }  // namespace reactor

@@ -10,6 +10,7 @@
 #include <cassert>
 #include <cerrno>
 
+#include "base/no_sigpipe.hpp"
 #include "reactor/futures/when.hpp"
 
 namespace reactor {
@@ -213,9 +214,10 @@ Poll<std::size_t> try_read(IoSlot& slot, std::span<char> buffer) {
 // One write attempt: bytes written, or nullopt after EAGAIN (side marked not ready).
 Poll<std::size_t> try_write(IoSlot& slot, std::span<const char> buffer) {
   for (;;) {
-    const ssize_t n = slot.is_socket()
-                          ? ::send(slot.fd(), buffer.data(), buffer.size(), MSG_NOSIGNAL)
-                          : ::write(slot.fd(), buffer.data(), buffer.size());
+    // A reader that is gone (socket peer, pipe or FIFO) is EPIPE, never SIGPIPE.
+    iovec iov{const_cast<char*>(buffer.data()), buffer.size()};
+    bool is_socket = slot.is_socket();
+    const ssize_t n = write_no_sigpipe(slot.fd(), &iov, 1, is_socket);
     if (n >= 0) {
       if (static_cast<std::size_t>(n) < buffer.size()) {
         slot.set_readiness(IoSlot::write_side, Readiness::not_ready);

@@ -29,9 +29,9 @@
 
 #include "reactor/futures/executor.hpp"
 #include "reactor/futures/outcome.hpp"
-#include "reactor/reactor.hpp"
 #include "reactor/futures/task.hpp"
 #include "reactor/futures/waker.hpp"
+#include "reactor/reactor.hpp"
 
 namespace reactor {
 
@@ -277,8 +277,8 @@ class [[nodiscard]] ReadExact : detail::SlotOp {
   std::size_t done_ = 0;
 };
 
-/// write_all: writes the whole buffer (value: its size). Sockets are written with MSG_NOSIGNAL:
-/// a peer that reset yields EPIPE, never SIGPIPE.
+/// write_all: writes the whole buffer (value: its size). A reader that is gone (socket peer,
+/// pipe or FIFO) yields std::errc::broken_pipe, never SIGPIPE, with no change to its disposition.
 class [[nodiscard]] WriteAll : detail::SlotOp {
  public:
   /// What the future completes with.

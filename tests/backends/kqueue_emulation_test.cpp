@@ -1,7 +1,9 @@
 // The test-only kqueue emulation itself: it must behave like the BSD API in what the kqueue
 // backend relies on, and refuse loudly what it does not emulate.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/event.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <ctime>
@@ -92,6 +94,36 @@ TEST_F(KqueueEmulation, HangupIsEofOnTheReadFilter) {
   ASSERT_EQ(wait(out, 2, 1000), 1);
   EXPECT_EQ(out[0].filter, EVFILT_READ);
   EXPECT_NE(out[0].flags & EV_EOF, 0U);
+}
+
+// A regular file, which epoll refuses, behaves as a BSD vnode: read fires only while the offset
+// is short of the end (the reason the kqueue backend keeps regular files to itself), write
+// always fires, and a wait with nothing firing waits.
+TEST_F(KqueueEmulation, RegularFileFollowsBsdVnodeSemantics) {
+  char path[] = "/tmp/kqemuXXXXXX";
+  UniqueFd file(::mkostemp(path, O_CLOEXEC));
+  ASSERT_TRUE(file.valid());
+  ::unlink(path);
+  ASSERT_TRUE(put(file.get(), "abc"));
+  ASSERT_EQ(::lseek(file.get(), 0, SEEK_SET), 0);
+  ASSERT_EQ(change(file.get(), EVFILT_READ, EV_ADD), 0);
+  ASSERT_EQ(change(file.get(), EVFILT_WRITE, EV_ADD), 0);
+  struct kevent out[4]{};
+  ASSERT_EQ(wait(out, 4, 1000), 2);
+  EXPECT_NE(out[0].filter, out[1].filter);
+  EXPECT_EQ(out[0].udata, &marker_);
+  EXPECT_EQ(take(file.get()), "abc");  // to the end of the file
+  ASSERT_EQ(wait(out, 4, 1000), 1);
+  EXPECT_EQ(out[0].filter, EVFILT_WRITE);
+  ASSERT_EQ(change(file.get(), EVFILT_WRITE, EV_DELETE), 0);
+  const auto start = Clock::now();
+  EXPECT_EQ(wait(out, 4, 20), 0);
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(20));
+  ASSERT_EQ(::lseek(file.get(), 1, SEEK_SET), 1);  // short of the end again
+  ASSERT_EQ(wait(out, 4, 1000), 1);
+  EXPECT_EQ(out[0].filter, EVFILT_READ);
+  ASSERT_EQ(change(file.get(), EVFILT_READ, EV_DELETE), 0);
+  EXPECT_EQ(wait(out, 4, 0), 0);
 }
 
 TEST_F(KqueueEmulation, TimeoutHasSubMillisecondResolution) {

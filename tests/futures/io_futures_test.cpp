@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "futures_support.hpp"
+#include "sigpipe_support.hpp"
 
 namespace reactor::test {
 namespace {
@@ -137,6 +138,46 @@ TEST_P(IoFuturesTest, WriteToAResetPeerIsAnErrorNotASignal) {
   auto o = run(outcome_of(a.write_all(data)));
   ASSERT_FALSE(o.has_value());
   EXPECT_EQ(o.error(), std::errc::broken_pipe);
+}
+
+// Stream::write_all to a descriptor whose reader is gone fails with EPIPE and raises no SIGPIPE,
+// on every kind of descriptor, with SIGPIPE's default disposition left in place. Run in a child
+// (see sigpipe_support.hpp): a SIGPIPE would kill it. `waiting`: write_all had filled the buffer
+// and was waiting for room when the reader went, so the failing write follows a wake-up.
+void write_all_after_reader_left(const BackendParam& param, EndKind kind, bool waiting) {
+  const auto survived = survives_default_sigpipe([&](ChildChecks& c) {
+    Reactor reactor(param.make());
+    Executor ex(reactor);
+    WritableEnd end(kind);
+    c.check(end.ours.valid(), "no descriptor");
+    Stream a(reactor, std::move(end.ours));
+    const std::string data(waiting ? (1 << 20) : 100, 'w');
+    auto writer = ex.spawn(outcome_of(timeout(reactor, a.write_all(data), 10s)));
+    if (waiting) {
+      (void)ex.block_on(yield_now());
+      c.check(!writer.done(), "write_all did not wait for room");
+    }
+    end.cut();
+    const Outcome<std::size_t> o = ex.block_on(std::move(writer));
+    c.check(!o.has_value() && o.error() == std::errc::broken_pipe,
+            "write_all did not fail with EPIPE: " +
+                (o.has_value() ? std::string("it succeeded") : o.error().message()));
+  });
+  EXPECT_TRUE(survived) << end_name(kind) << (waiting ? ", waiting" : ", immediate");
+}
+
+TEST_P(IoFuturesTest, WriteAllToAPipeWhoseReaderLeftIsEpipeNotSigpipe) {
+  write_all_after_reader_left(GetParam(), EndKind::pipe, false);
+  write_all_after_reader_left(GetParam(), EndKind::pipe, true);
+}
+
+TEST_P(IoFuturesTest, WriteAllToASocketPairWhosePeerLeftIsEpipeNotSigpipe) {
+  write_all_after_reader_left(GetParam(), EndKind::socketpair, false);
+  write_all_after_reader_left(GetParam(), EndKind::socketpair, true);
+}
+
+TEST_P(IoFuturesTest, WriteAllToATcpSocketShutDownForWritingIsEpipeNotSigpipe) {
+  write_all_after_reader_left(GetParam(), EndKind::tcp, false);
 }
 
 TEST_P(IoFuturesTest, AcceptAndConnectOverLoopback) {

@@ -1,11 +1,13 @@
 // StreamHandler on every backend: echo, ownership (framework-owned handlers deleted after
 // on_close, which is the last call), backpressure with watermarks, graceful close, half-close,
-// idle timeout, peer resets without SIGPIPE, closing from outside a handler's own hooks.
+// idle timeout, peer resets without SIGPIPE (also on pipes), closing from outside a handler's own
+// hooks.
 #include <signal.h>
 
 #include <chrono>
 
 #include "handler_test_support.hpp"
+#include "sigpipe_support.hpp"
 
 namespace reactor::test {
 namespace {
@@ -243,6 +245,48 @@ TEST_P(StreamHandlerTest, PeerResetClosesOnlyThatConnectionWithoutSigpipe) {
     return got == "fine";
   }));
   ASSERT_EQ(::sigaction(SIGPIPE, &old, nullptr), 0);
+}
+
+// A write whose reader is gone ends the connection with EPIPE (on_close's reason) and raises no
+// SIGPIPE, on every kind of descriptor, with SIGPIPE's default disposition left in place. Run in
+// a child (see sigpipe_support.hpp): a SIGPIPE would kill it. `queued`: the bytes waited in the
+// output queue when the reader went, so the failing write is the reactor-driven flush.
+void write_after_reader_left(const BackendParam& param, EndKind kind, bool queued) {
+  const auto survived = survives_default_sigpipe([&](ChildChecks& c) {
+    Reactor reactor(param.make());
+    ServiceLog log;
+    WritableEnd end(kind);
+    c.check(end.ours.valid(), "no descriptor");
+    TestService s(reactor, std::move(end.ours), log);
+    c.check(!s.open(), "open failed");
+    if (queued) {
+      c.check(s.send(std::string(1 << 20, 'q')), "the first send failed");
+      c.check(s.queued() > 0, "nothing was left queued");
+      end.cut();
+    } else {
+      end.cut();
+      c.check(!s.send("x"), "a send to a widowed end succeeded");
+    }
+    c.check(run_until(reactor, [&] { return log.closed == 1; }), "on_close never came");
+    c.check(log.reasons.size() == 1 && log.reasons[0] == std::errc::broken_pipe,
+            "on_close's reason is not EPIPE: " +
+                (log.reasons.empty() ? std::string("none") : log.reasons[0].message()));
+  });
+  EXPECT_TRUE(survived) << end_name(kind) << (queued ? ", queued" : ", immediate");
+}
+
+TEST_P(StreamHandlerTest, WriteToAPipeWhoseReaderLeftIsEpipeNotSigpipe) {
+  write_after_reader_left(GetParam(), EndKind::pipe, false);
+  write_after_reader_left(GetParam(), EndKind::pipe, true);
+}
+
+TEST_P(StreamHandlerTest, WriteToASocketPairWhosePeerLeftIsEpipeNotSigpipe) {
+  write_after_reader_left(GetParam(), EndKind::socketpair, false);
+  write_after_reader_left(GetParam(), EndKind::socketpair, true);
+}
+
+TEST_P(StreamHandlerTest, WriteToATcpSocketShutDownForWritingIsEpipeNotSigpipe) {
+  write_after_reader_left(GetParam(), EndKind::tcp, false);
 }
 
 TEST_P(StreamHandlerTest, AbortFromOutsideItsHooksIsDeferredAndSafe) {

@@ -3,10 +3,17 @@
 // A kqueue knote is per (descriptor, filter); an epoll entry is per descriptor with one mask.
 // The emulation keeps, per queue, which filters each descriptor has and derives the epoll mask
 // from them; on the way out one epoll event becomes up to three kevents.
+//
+// Files epoll refuses (EPERM: no poll method, e.g. regular files) get knotes evaluated by the
+// emulation on every kevent() call instead, as a BSD kernel evaluates a vnode's filters: read
+// fires while a regular file's offset is short of its end, write always fires. Other such files
+// follow Linux's poll (always readable and writable); except never fires.
 #include <sys/event.h>
 
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -18,8 +25,9 @@ namespace {
 enum : unsigned { read_filter = 1, write_filter = 2, except_filter = 4 };
 
 struct Knotes {
-  unsigned filters = 0;  // read_filter | write_filter | except_filter
-  void* udata[3] = {};   // per filter, as registered
+  unsigned filters = 0;   // read_filter | write_filter | except_filter
+  void* udata[3] = {};    // per filter, as registered
+  bool unpolled = false;  // epoll refused the file: not in the epoll set, evaluated per call
 };
 
 struct Queue {
@@ -90,7 +98,7 @@ int apply_change(int ep, Queue& q, const struct kevent& change) {
       return ::fcntl(fd, F_GETFD) == -1 ? EBADF : ENOENT;
     }
     k.filters &= ~bit;
-    const int err = sync_epoll(ep, fd, before, k.filters);
+    const int err = k.unpolled ? 0 : sync_epoll(ep, fd, before, k.filters);
     if (k.filters == 0) q.notes.erase(fd);
     return err == ENOENT ? 0 : err;  // ENOENT: epoll already dropped the closed file
   }
@@ -100,12 +108,47 @@ int apply_change(int ep, Queue& q, const struct kevent& change) {
   }
   k.filters |= bit;
   k.udata[filter_index(bit)] = change.udata;
+  if (k.unpolled) return 0;
   if (const int err = sync_epoll(ep, fd, before, k.filters); err != 0) {
+    if (err == EPERM && before == 0) {
+      k.unpolled = true;  // BSD takes every file: evaluate this one ourselves (see the top)
+      return 0;
+    }
     k.filters = before;
     if (before == 0) q.notes.erase(fd);
     return err;
   }
   return 0;
+}
+
+// Whether the knote `bit` of an unpolled file fires now (see the top of the file).
+bool unpolled_fires(int fd, unsigned bit) noexcept {
+  if (bit == except_filter) return false;
+  if (bit == write_filter) return true;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return true;
+  return ::lseek(fd, 0, SEEK_CUR) != st.st_size;  // BSD: data = size - offset, fires when not 0
+}
+
+// Appends the firing knotes of the queue's unpolled files to `out`; returns how many.
+int unpolled_events(const Queue& q, struct kevent* out, int room) {
+  static constexpr struct {
+    unsigned bit;
+    short filter;
+  } kinds[] = {{read_filter, EVFILT_READ}, {write_filter, EVFILT_WRITE}};
+  int n = 0;
+  for (const auto& [fd, k] : q.notes) {
+    if (!k.unpolled) continue;
+    for (const auto& kind : kinds) {
+      if ((k.filters & kind.bit) != 0 && n < room && unpolled_fires(fd, kind.bit)) {
+        out[n] = {};
+        EV_SET(&out[n], static_cast<uintptr_t>(fd), kind.filter, 0, 0, 0,
+               k.udata[filter_index(kind.bit)]);
+        ++n;
+      }
+    }
+  }
+  return n;
 }
 
 struct kevent make_event(int fd, short filter, unsigned short flags, void* udata) {
@@ -164,6 +207,7 @@ extern "C" int kqueue(void) {
 extern "C" int kevent(int kq, const struct kevent* changelist, int nchanges,
                       struct kevent* eventlist, int nevents, const struct timespec* timeout) {
   int written = 0;
+  int fired = 0;  // events of unpolled files, at the front of eventlist
   {
     std::lock_guard lock(state().mutex);
     const auto it = state().queues.find(kq);
@@ -186,14 +230,19 @@ extern "C" int kevent(int kq, const struct kevent* changelist, int nchanges,
       eventlist[written].data = err;
       ++written;
     }
+    if (written > 0 || nevents == 0) return written;
+    fired = unpolled_events(it->second, eventlist, nevents);
   }
-  if (written > 0 || nevents == 0) return written;
+  if (fired == nevents) return fired;
+  // Something fired already: collect what epoll has without waiting.
+  const struct timespec zero {};
   epoll_event events[64];
-  const int rc = wait_epoll(kq, events, nevents < 64 ? nevents : 64, timeout);
-  if (rc < 0) return -1;
+  const int room = nevents - fired;
+  const int rc = wait_epoll(kq, events, room < 64 ? room : 64, fired > 0 ? &zero : timeout);
+  if (rc < 0) return fired > 0 ? fired : -1;
   std::lock_guard lock(state().mutex);
   const Queue& q = state().queues[kq];
-  int n = 0;
+  int n = fired;
   for (int i = 0; i < rc && n < nevents; ++i)
     n += translate(q, events[i], eventlist + n, nevents - n);
   return n;
