@@ -24,6 +24,12 @@
 
 namespace reactor {
 
+/// Whether remove_handler calls the handler's handle_close for the events it removes.
+enum class CloseHook : bool {
+  call,  ///< the usual way: handle_close(handle, removed) follows the removal
+  skip,  ///< the caller is tearing the handler down itself and wants no call back
+};
+
 class EventHandler;
 namespace detail {
 class DispatchCore;

@@ -6,18 +6,16 @@
 
 namespace reactor {
 
-/// A set of event bits; combine with |, test with any() or has().
+/// A set of readiness or interest bits; combine with |, test with any() or has(). Nothing else:
+/// whether a removal calls handle_close is a CloseHook (base/event_handler.hpp).
 enum class EventMask : std::uint32_t {
   none = 0,
-  read = 1U << 0,       ///< data can be read (handle_input)
-  write = 1U << 1,      ///< data can be written (handle_output)
-  except = 1U << 2,     ///< out-of-band / priority data (handle_exception)
-  accept = 1U << 3,     ///< a listening socket has a connection (handle_input)
-  connect = 1U << 4,    ///< a non-blocking connect finished (handle_output)
-  timer = 1U << 5,      ///< reported to handle_close only; never registered
-  signal = 1U << 6,     ///< reported to handle_close only; never registered
-  invalid = 1U << 7,    ///< demux only: the handle was found closed (POLLNVAL / EBADF)
-  dont_call = 1U << 8,  ///< with remove_handler: do not call handle_close
+  read = 1U << 0,     ///< data can be read (handle_input)
+  write = 1U << 1,    ///< data can be written (handle_output)
+  except = 1U << 2,   ///< out-of-band / priority data (handle_exception)
+  accept = 1U << 3,   ///< a listening socket has a connection (handle_input)
+  connect = 1U << 4,  ///< a non-blocking connect finished (handle_output)
+  invalid = 1U << 7,  ///< demux only: the handle was found closed (POLLNVAL / EBADF)
   all_io = read | write | except | accept | connect,
 };
 

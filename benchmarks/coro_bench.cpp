@@ -48,8 +48,8 @@ void BM_CallbackRoundTrip(benchmark::State& state) {
     (void)r.run_event_loop();
   }
   state.SetItemsProcessed(state.iterations());
-  (void)r.remove_handler(sp.a, reactor::EventMask::all_io | reactor::EventMask::dont_call);
-  (void)r.remove_handler(sp.b, reactor::EventMask::all_io | reactor::EventMask::dont_call);
+  (void)r.remove_handler(sp.a, reactor::EventMask::all_io, reactor::CloseHook::skip);
+  (void)r.remove_handler(sp.b, reactor::EventMask::all_io, reactor::CloseHook::skip);
 }
 
 reactor::Task<void> echo_task(reactor::Stream& s) {

@@ -24,7 +24,7 @@ void reactor_ping_pong(benchmark::State& state, reactor::Backend backend) {
     if (!bench::pong(sp.b)) state.SkipWithError("no echo");
   }
   state.SetItemsProcessed(state.iterations());
-  (void)r.remove_handler(sp.a, reactor::EventMask::all_io | reactor::EventMask::dont_call);
+  (void)r.remove_handler(sp.a, reactor::EventMask::all_io, reactor::CloseHook::skip);
 }
 
 // Asio: the echo re-arms its read from the completion handler, as any Asio server does.

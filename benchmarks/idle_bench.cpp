@@ -37,9 +37,9 @@ void idle_ping_pong(benchmark::State& state, reactor::Backend backend) {
     }
   }
   state.SetItemsProcessed(state.iterations());
-  (void)r.remove_handler(sp.a, reactor::EventMask::all_io | reactor::EventMask::dont_call);
+  (void)r.remove_handler(sp.a, reactor::EventMask::all_io, reactor::CloseHook::skip);
   for (int fd : idle_fds) {
-    (void)r.remove_handler(fd, reactor::EventMask::all_io | reactor::EventMask::dont_call);
+    (void)r.remove_handler(fd, reactor::EventMask::all_io, reactor::CloseHook::skip);
     ::close(fd);
   }
 }

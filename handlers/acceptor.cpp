@@ -80,7 +80,7 @@ std::error_code AcceptorBase::open(const SocketAddress& address) {
 void AcceptorBase::close() {
   if (!listener_.valid()) return;
   if (registered_) {
-    (void)reactor_.remove_handler(listener_.get(), EventMask::all_io | EventMask::dont_call);
+    (void)reactor_.remove_handler(listener_.get(), EventMask::all_io, CloseHook::skip);
     registered_ = false;
   }
   if (backing_off_) (void)reactor_.cancel_timers(this);

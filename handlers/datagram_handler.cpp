@@ -45,7 +45,7 @@ std::error_code DatagramHandler::send_to(std::string_view bytes, const SocketAdd
 
 void DatagramHandler::close() {
   if (registered_) {
-    (void)reactor_.remove_handler(socket_.get(), EventMask::all_io | EventMask::dont_call);
+    (void)reactor_.remove_handler(socket_.get(), EventMask::all_io, CloseHook::skip);
     registered_ = false;
   }
   socket_.reset();

@@ -126,7 +126,7 @@ StreamHandler::~StreamHandler() {
   // Destroyed while registered (a caller-owned handler deleted early): leave quietly.
   if (state_ != State::idle && state_ != State::closed && socket_.valid() &&
       reactor_.handler(socket_.get()) == this) {
-    (void)reactor_.remove_handler(socket_.get(), EventMask::all_io | EventMask::dont_call);
+    (void)reactor_.remove_handler(socket_.get(), EventMask::all_io, CloseHook::skip);
   }
 }
 

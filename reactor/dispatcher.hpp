@@ -92,18 +92,18 @@ class Dispatcher {
   /// Registers `handler` for `mask` on `handle` (one registration per handle).
   virtual std::error_code register_handler(Handle handle, EventHandler* handler,
                                            EventMask mask) = 0;
-  /// Removes `mask` from the registration of handler->get_handle(), calling handle_close unless
-  /// `mask` has EventMask::dont_call.
-  virtual std::error_code remove_handler(EventHandler* handler, EventMask mask) = 0;
+  /// Removes `mask` from the registration of handler->get_handle(), then calls handle_close
+  /// unless `hook` is CloseHook::skip.
+  virtual std::error_code remove_handler(EventHandler* handler, EventMask mask, CloseHook hook) = 0;
   /// As above, by handle.
-  virtual std::error_code remove_handler(Handle handle, EventMask mask) = 0;
-  /// remove_handler(handler, EventMask::all_io).
-  std::error_code remove_handler(EventHandler* handler) {
-    return remove_handler(handler, EventMask::all_io);
+  virtual std::error_code remove_handler(Handle handle, EventMask mask, CloseHook hook) = 0;
+  /// remove_handler(handler, mask, CloseHook::call); everything by default.
+  std::error_code remove_handler(EventHandler* handler, EventMask mask = EventMask::all_io) {
+    return remove_handler(handler, mask, CloseHook::call);
   }
-  /// remove_handler(handle, EventMask::all_io).
-  std::error_code remove_handler(Handle handle) {
-    return remove_handler(handle, EventMask::all_io);
+  /// remove_handler(handle, mask, CloseHook::call); everything by default.
+  std::error_code remove_handler(Handle handle, EventMask mask = EventMask::all_io) {
+    return remove_handler(handle, mask, CloseHook::call);
   }
   /// Replaces the interest of a registered handle (none keeps it registered but silent).
   virtual std::error_code set_interest(Handle handle, EventMask mask) = 0;

@@ -68,18 +68,17 @@ std::error_code Reactor::register_handler(Handle handle, EventHandler* handler, 
   return core_->add(handle, handler, mask);
 }
 
-std::error_code Reactor::remove_handler(EventHandler* handler, EventMask mask) {
+std::error_code Reactor::remove_handler(EventHandler* handler, EventMask mask, CloseHook hook) {
   if (handler == nullptr) return errc::invalid_argument;
   const Handle h = core_->handle_of(handler);
   if (h == invalid_handle) return errc::not_registered;
-  return remove_handler(h, mask);
+  return remove_handler(h, mask, hook);
 }
 
-std::error_code Reactor::remove_handler(Handle handle, EventMask mask) {
+std::error_code Reactor::remove_handler(Handle handle, EventMask mask, CloseHook hook) {
   auto gone = core_->remove(handle, mask);
   if (!gone) return gone.error();
-  if (!has(mask, EventMask::dont_call))
-    close_removed(handle, gone.value().handler, gone.value().removed);
+  if (hook == CloseHook::call) close_removed(handle, gone.value().handler, gone.value().removed);
   return {};
 }
 

@@ -74,12 +74,12 @@ class Reactor final : public Dispatcher, private HandlerRegistry {
   /// Registers `handler` for `mask` on `handle`. One registration per handle:
   /// errc::already_registered if the handle has one; use add_interest to widen it.
   std::error_code register_handler(Handle handle, EventHandler* handler, EventMask mask) override;
-  /// Removes `mask` (default: everything) from the registration of handler->get_handle() and
-  /// calls handle_close(handle, removed) unless `mask` has EventMask::dont_call. When nothing
-  /// is left the registration ends. errc::not_registered if `handler` is not registered there.
-  std::error_code remove_handler(EventHandler* handler, EventMask mask) override;
+  /// Removes `mask` from the registration of handler->get_handle() and calls
+  /// handle_close(handle, removed) unless `hook` is CloseHook::skip. When nothing is left the
+  /// registration ends. errc::not_registered if `handler` is not registered there.
+  std::error_code remove_handler(EventHandler* handler, EventMask mask, CloseHook hook) override;
   /// As above, by handle.
-  std::error_code remove_handler(Handle handle, EventMask mask) override;
+  std::error_code remove_handler(Handle handle, EventMask mask, CloseHook hook) override;
 
   /// Replaces the interest of a registered handle (none keeps it registered but silent).
   std::error_code set_interest(Handle handle, EventMask mask) override;

@@ -337,7 +337,8 @@ std::error_code ThreadPoolReactor::register_handler(Handle handle, EventHandler*
   return {};
 }
 
-std::error_code ThreadPoolReactor::remove_handler(EventHandler* handler, EventMask mask) {
+std::error_code ThreadPoolReactor::remove_handler(EventHandler* handler, EventMask mask,
+                                                  CloseHook hook) {
   if (handler == nullptr) return errc::invalid_argument;
   Handle h = invalid_handle;
   {
@@ -345,16 +346,15 @@ std::error_code ThreadPoolReactor::remove_handler(EventHandler* handler, EventMa
     h = core_->handle_of(handler);
   }
   if (h == invalid_handle) return errc::not_registered;
-  return remove_handler(h, mask);
+  return remove_handler(h, mask, hook);
 }
 
-std::error_code ThreadPoolReactor::remove_handler(Handle handle, EventMask mask) {
+std::error_code ThreadPoolReactor::remove_handler(Handle handle, EventMask mask, CloseHook hook) {
   Lock lock(mutex_);
   auto gone = core_->remove(handle, mask);
   if (!gone) return gone.error();
   (void)settle(lock, handle);
-  if (!has(mask, EventMask::dont_call))
-    call_close(lock, gone.value().handler, handle, gone.value().removed);
+  if (hook == CloseHook::call) call_close(lock, gone.value().handler, handle, gone.value().removed);
   return {};
 }
 

@@ -96,12 +96,12 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   /// backend error on a handle added while another thread waits (select / poll / io_uring,
   /// where the leader applies the change) is logged, not returned.
   std::error_code register_handler(Handle handle, EventHandler* handler, EventMask mask) override;
-  /// Removes `mask` from the registration and calls handle_close(handle, removed) unless `mask`
-  /// has dont_call. If the handler is running on another thread at that moment, handle_close is
-  /// queued and runs on a pool thread right after its current hook returns.
-  std::error_code remove_handler(EventHandler* handler, EventMask mask) override;
+  /// Removes `mask` from the registration and calls handle_close(handle, removed) unless `hook`
+  /// is CloseHook::skip. If the handler is running on another thread at that moment,
+  /// handle_close is queued and runs on a pool thread right after its current hook returns.
+  std::error_code remove_handler(EventHandler* handler, EventMask mask, CloseHook hook) override;
   /// As above, by handle.
-  std::error_code remove_handler(Handle handle, EventMask mask) override;
+  std::error_code remove_handler(Handle handle, EventMask mask, CloseHook hook) override;
   /// Replaces the interest of a registered handle (none keeps it registered but silent).
   std::error_code set_interest(Handle handle, EventMask mask) override;
   /// Adds `mask` to the interest of a registered handle.

@@ -106,13 +106,13 @@ int FdSlot::handle_close(Handle, EventMask) {
 void FdSlot::remove() noexcept {
   if (!registered_) return;
   registered_ = false;
-  (void)reactor_->remove_handler(fd_, EventMask::all_io | EventMask::dont_call);
+  (void)reactor_->remove_handler(fd_, EventMask::all_io, CloseHook::skip);
 }
 
 // ---- IoSlot ------------------------------------------------------------------------------------
 
 IoSlot::~IoSlot() {
-  if (registered_) (void)reactor_.remove_handler(fd_, EventMask::all_io | EventMask::dont_call);
+  if (registered_) (void)reactor_.remove_handler(fd_, EventMask::all_io, CloseHook::skip);
 }
 
 std::error_code IoSlot::set_watch(EventMask interest) {

@@ -139,6 +139,10 @@ def test_install(args, tmp):
                 includedir / "demux" / "demultiplexer.hpp",
                 libdir / "pkgconfig" / "reactor.pc"]
     missing = [str(p.relative_to(stage)) for p in expected if not p.exists()]
+    internals = [str(p.relative_to(stage)) for p in includedir.rglob("*")
+                 if p.name in ("detail", "no_sigpipe.hpp", "always_ready.hpp")]
+    if internals:
+        raise Failure(f"internal headers installed: {internals}")
     libs = list(libdir.glob("libreactor.a")) + list(libdir.glob("libreactor.so*"))
     if not libs:
         missing.append(str((libdir / "libreactor.{a,so}").relative_to(stage)))

@@ -293,6 +293,37 @@ TEST_P(IoConformance, ThousandsOfHandlersEachDispatchedOnce) {
   EXPECT_EQ(r().handler_count(), 0U);
 }
 
+// An interest change the backend refuses (here: the descriptor was closed behind the
+// reactor's back, which epoll and kqueue notice at once) is returned, and the registration keeps
+// the interest it had: both reactors, every backend. Backends that cannot tell at that moment
+// (select and poll keep the interest in user space, io_uring learns it from a completion) accept
+// it and report the descriptor at the next wait, which ends the registration with handle_close.
+// Either way the registration ends exactly once.
+TEST_P(IoConformance, InterestChangeRefusedByTheBackendKeepsTheOldInterest) {
+  for (const bool widen : {false, true}) {
+    Pipe p;
+    Probe h(p.r.get());
+    ASSERT_FALSE(r().register_handler(&h, EventMask::read));
+    const Handle fd = p.r.get();
+    p.r.reset();  // closed without remove_handler
+    const std::error_code ec = widen ? r().add_interest(fd, EventMask::write)
+                                     : r().set_interest(fd, EventMask::read | EventMask::write);
+    if (ec) {
+      EXPECT_EQ(r().interest(fd), EventMask::read) << ec.message();
+      EXPECT_EQ(r().handler(fd), &h);
+      EXPECT_FALSE(r().remove_handler(fd));
+    } else {
+      EXPECT_TRUE(r().backend() == Backend::select || r().backend() == Backend::poll ||
+                  r().backend() == Backend::io_uring)
+          << "epoll and kqueue see a closed descriptor when its interest changes";
+      ASSERT_TRUE(run_until(r(), [&] { return h.closes > 0; }));
+    }
+    EXPECT_EQ(h.closes, 1);
+    EXPECT_EQ(h.inputs + h.outputs, 0);
+    EXPECT_EQ(r().handler_count(), 0U);
+  }
+}
+
 TEST_P(IoConformance, ClosedBehindTheReactorsBackNeitherCrashesNorSpins) {
   Pipe p;
   Probe h(p.r.get());

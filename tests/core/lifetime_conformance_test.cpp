@@ -31,7 +31,7 @@ TEST_P(LifetimeConformance, SelfRemovalWithDontCallSkipsHandleClose) {
   Pipe p;
   Probe h(p.r.get());
   h.on_input = [&](Handle) {
-    EXPECT_FALSE(r().remove_handler(&h, EventMask::all_io | EventMask::dont_call));
+    EXPECT_FALSE(r().remove_handler(&h, EventMask::all_io, CloseHook::skip));
     return 0;
   };
   ASSERT_FALSE(r().register_handler(&h, EventMask::read));

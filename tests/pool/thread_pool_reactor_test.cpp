@@ -276,7 +276,7 @@ class SelfDeleting final : public EventHandler {
     // The registration ends before the socket member closes: the leader may be updating the
     // kernel's interest in that descriptor at this very moment. The destructor withdraws the
     // timer and the queued notifications.
-    (void)r_.remove_handler(this, EventMask::all_io | EventMask::dont_call);
+    (void)r_.remove_handler(this, EventMask::all_io, CloseHook::skip);
     delete this;
   }
   ThreadPoolReactor& r_;
@@ -329,7 +329,7 @@ TEST_P(ThreadPoolReactorTest, ReusedDescriptorNeverGetsThePredecessorsEvent) {
     int handle_input(Handle h) override {
       // Readable but never read: the old descriptor stays ready until closed. Close it and
       // register a quiet handler on the same number, which nobody writes to.
-      (void)reactor->remove_handler(h, EventMask::all_io | EventMask::dont_call);
+      (void)reactor->remove_handler(h, EventMask::all_io, CloseHook::skip);
       old_pipe.reset();
       new_pipe = std::make_unique<Pipe>();
       if (new_pipe->r.get() == h) {
@@ -353,7 +353,7 @@ TEST_P(ThreadPoolReactorTest, ReusedDescriptorNeverGetsThePredecessorsEvent) {
     ASSERT_TRUE(done.wait_at_least(i + 1));
     // Clear the quiet registration before the next round reuses numbers again.
     if (c->new_pipe)
-      (void)r().remove_handler(c->new_pipe->r.get(), EventMask::all_io | EventMask::dont_call);
+      (void)r().remove_handler(c->new_pipe->r.get(), EventMask::all_io, CloseHook::skip);
     ASSERT_FALSE(r().retire(c.get()));
     closers.push_back(std::move(c));
   }
@@ -395,7 +395,7 @@ TEST_P(ThreadPoolReactorTest, NotifyAndPostFromManyThreadsDeliveredExactlyOnce) 
   EXPECT_EQ(target.notified.load(), senders * per_sender);
   for (auto& p : posted) EXPECT_EQ(p.load(), per_sender);
   EXPECT_EQ(target.reentry.worst(), 1);
-  (void)r().remove_handler(&target, EventMask::all_io | EventMask::dont_call);
+  (void)r().remove_handler(&target, EventMask::all_io, CloseHook::skip);
 }
 
 TEST_P(ThreadPoolReactorTest, EndEventLoopFromAHookStopsEveryThread) {
