@@ -116,6 +116,24 @@ TEST_P(ReactorPoolTest, EndEventLoopBeforeStartHolds) {
   EXPECT_EQ(joined.wait_for(10s), std::future_status::ready);
 }
 
+// Each run has new threads: every reactor must serve them (io_uring binds its ring to the
+// thread that used it first, see io_uring_backend_test).
+TEST_P(ReactorPoolTest, RunsAgainAfterJoinOnNewThreads) {
+  constexpr std::size_t n = 2;
+  ReactorPool pool(n, GetParam().make);
+  for (int round = 1; round <= 3; ++round) {
+    Countdown ran;
+    ASSERT_FALSE(pool.start()) << "round " << round;
+    // A posted job runs inside the reactor's loop: this run's thread has waited on it.
+    for (std::size_t i = 0; i < n; ++i) ASSERT_FALSE(pool.post_to(i, [&] { ran.bump(); }));
+    const bool all_ran = ran.wait_for(static_cast<int>(n));
+    pool.end_event_loop();
+    pool.join();
+    ASSERT_TRUE(all_ran) << "round " << round << ": " << pool.first_error().message();
+    ASSERT_FALSE(pool.first_error()) << "round " << round << ": " << pool.first_error().message();
+  }
+}
+
 TEST_P(ReactorPoolTest, DestructorStopsAndJoins) {
   Countdown ran;
   {
