@@ -134,6 +134,27 @@ TEST_P(ReactorPoolTest, RunsAgainAfterJoinOnNewThreads) {
   }
 }
 
+// A stop that reached the reactors when no loop ran (requested before start(), so the threads
+// never entered their loops) belonged to that run: afterwards a reactor's own loop runs normally.
+TEST_P(ReactorPoolTest, AStopNoLoopSawDoesNotOutliveTheRun) {
+  ReactorPool pool(2, GetParam().make);
+  pool.end_event_loop();
+  ASSERT_FALSE(pool.start());
+  pool.join();
+  for (std::size_t i = 0; i < pool.size(); ++i) {
+    Reactor& r = pool.at(i);
+    EXPECT_FALSE(r.event_loop_done()) << "reactor " << i;
+    // Driven on this thread now: the loop must run the job, which then ends it.
+    bool ran = false;
+    ASSERT_FALSE(r.post([&] {
+      ran = true;
+      r.end_event_loop();
+    }));
+    ASSERT_FALSE(r.run_event_loop());
+    EXPECT_TRUE(ran) << "reactor " << i << ": the loop returned without running";
+  }
+}
+
 TEST_P(ReactorPoolTest, DestructorStopsAndJoins) {
   Countdown ran;
   {
