@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <mutex>
 
@@ -78,6 +79,15 @@ int enable_ring(const io_uring& ring) noexcept {
   return rc < 0 ? -errno : 0;
 }
 
+// A number of the calling thread, never reused within the process: pthread_t and tid values
+// come back once a thread has exited, but the kernel still refuses a new thread on a ring bound
+// to the old one.
+std::uint64_t this_thread_token() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  thread_local const std::uint64_t token = next.fetch_add(1, std::memory_order_relaxed);
+  return token;
+}
+
 }  // namespace
 
 bool io_uring_usable(std::error_code* why) noexcept {
@@ -107,7 +117,6 @@ IoUringDemux::IoUringDemux() {
   if (int rc = init_ring(ring_); rc < 0) {
     throw std::system_error({-rc, std::system_category()}, "io_uring_queue_init_params");
   }
-  enabled_ = (ring_.flags & IORING_SETUP_R_DISABLED) == 0;
 }
 
 // Tearing the ring down cancels every poll still in flight.
@@ -160,6 +169,10 @@ std::error_code IoUringDemux::remove(int fd) {
 // Withdraws the poll in flight for `fd`, if any. Its completion, or one already posted, carries
 // the old generation and is ignored by harvest(), also when the number names a new file.
 std::error_code IoUringDemux::cancel(int fd, Slot& s) noexcept {
+  // First, because taking the ring over from another thread withdraws every poll, this one too.
+  if (s.armed) {
+    if (auto ec = own()) return ec;
+  }
   if (s.armed) {
     io_uring_sqe* sqe = nullptr;
     if (auto ec = next_sqe(sqe)) return ec;
@@ -178,17 +191,45 @@ void IoUringDemux::queue_arm(int fd) noexcept {
   to_arm_.push_back(fd);
 }
 
-// Enables a ring created disabled: from here on the calling thread is its only issuer.
-std::error_code IoUringDemux::enable() noexcept {
-  if (enabled_) return {};
-  if (int rc = enable_ring(ring_); rc < 0) return {-rc, std::system_category()};
-  enabled_ = true;
+// Makes the calling thread the ring's issuer, before anything is submitted. A ring bound to
+// another thread is replaced, not shared: the kernel would answer this thread with EEXIST.
+std::error_code IoUringDemux::own() noexcept {
+  if ((ring_.flags & IORING_SETUP_SINGLE_ISSUER) == 0) return {};  // a plain ring: any thread
+  const std::uint64_t me = this_thread_token();
+  if (issuer_ == me) return {};
+  if (issuer_ != 0) {
+    if (auto ec = replace_ring()) return ec;
+  }
+  if ((ring_.flags & IORING_SETUP_R_DISABLED) != 0) {
+    if (int rc = enable_ring(ring_); rc < 0) return {-rc, std::system_category()};
+  }
+  issuer_ = me;
+  return {};
+}
+
+// Swaps in a fresh, unbound ring and queues every watched descriptor to be armed on it. Closing
+// the old ring withdraws its polls (releasing their files); the completions still in it go with
+// it, which loses nothing: the new polls report whatever is still ready, and an old generation
+// can never be harvested from the new ring.
+std::error_code IoUringDemux::replace_ring() noexcept {
+  io_uring fresh{};
+  if (int rc = init_ring(fresh); rc < 0) return {-rc, std::system_category()};
+  io_uring_queue_exit(&ring_);
+  ring_ = fresh;
+  issuer_ = 0;
+  to_arm_.clear();
+  for (std::size_t fd = 0; fd < slots_.size(); ++fd) {
+    Slot& s = slots_[fd];
+    s.armed = false;
+    s.queued = false;
+    if (s.events != 0) queue_arm(static_cast<int>(fd));
+  }
   return {};
 }
 
 // A free SQE in `sqe`; when the queue is full, hands the batch to the kernel first.
 std::error_code IoUringDemux::next_sqe(io_uring_sqe*& sqe) noexcept {
-  if (auto ec = enable()) return ec;
+  if (auto ec = own()) return ec;
   sqe = io_uring_get_sqe(&ring_);
   if (sqe != nullptr) return {};
   if (int rc = io_uring_submit(&ring_); rc < 0) return {-rc, std::system_category()};
@@ -215,15 +256,15 @@ std::error_code IoUringDemux::arm_queued() noexcept {
   return ec;
 }
 
-// Interrupted or timed-out waits are not errors; the rest are (EEXIST: a second thread used a
-// single-issuer ring).
+// Interrupted or timed-out waits are not errors; the rest are (EEXIST: two threads used a
+// single-issuer ring at the same time, which the Reactor's contract rules out).
 std::error_code IoUringDemux::enter_result(int rc) noexcept {
   if (rc >= 0 || rc == -EINTR || rc == -ETIME || rc == -EAGAIN || rc == -EBUSY) return {};
   return {-rc, std::system_category()};
 }
 
 std::error_code IoUringDemux::submit_and_wait(std::chrono::nanoseconds timeout) noexcept {
-  if (auto ec = enable()) return ec;
+  if (auto ec = own()) return ec;
   io_uring_cqe* cqe = nullptr;
   if (timeout < std::chrono::nanoseconds::zero()) {
     return enter_result(io_uring_submit_and_wait(&ring_, 1));
@@ -256,7 +297,8 @@ std::size_t IoUringDemux::harvest(std::span<ReadyEvent> ready) noexcept {
     // interest; re-arming would complete at once, again and again.
     if (cqe->res == -EINVAL) continue;
     queue_arm(fd);
-    // ECANCELED with a live generation: the kernel dropped the poll (its issuer exited); re-arm.
+    // ECANCELED with a live generation: the kernel dropped the poll (on a plain ring, when the
+    // thread that submitted it exited); re-arm.
     if (cqe->res == -ECANCELED) continue;
     const EventMask ev = cqe->res < 0 ? EventMask::invalid
                                       : from_poll(static_cast<std::uint32_t>(cqe->res), s->events);
@@ -268,6 +310,9 @@ std::size_t IoUringDemux::harvest(std::span<ReadyEvent> ready) noexcept {
 
 std::error_code IoUringDemux::wait(std::span<ReadyEvent> ready, std::chrono::nanoseconds timeout,
                                    std::size_t& count) {
+  // A new thread takes the ring over before harvesting: completions of the old ring are dropped
+  // with it and come again from the re-armed polls.
+  if (auto ec = own()) return ec;
   // Completions left over from a wait whose span was full go out before anything blocks.
   count = harvest(ready);
   if (count > 0) return {};

@@ -4,9 +4,11 @@
 // that is still ready completes again at once: level-triggered, like the other backends.
 //
 // Threads: the ring is set up for a single issuer with deferred task work (the measured fast
-// configuration), so every call after the first submission must come from one thread, the one
-// that runs the reactor's loop. The ring starts disabled and is enabled by the first submission,
-// so a Reactor may be built on one thread and run on another.
+// configuration): the kernel refuses (EEXIST) every thread but the one the ring is bound to. The
+// ring starts disabled and is bound by the first submission, so a Reactor may be built on one
+// thread and run on another. One thread at a time may use the backend; when a different thread
+// takes over (a ReactorPool started again, a PoolExecutor after the pool's own threads), the
+// ring is replaced by a fresh one bound to that thread and every watched descriptor is re-armed.
 #pragma once
 
 #include <liburing.h>
@@ -47,7 +49,8 @@ class IoUringDemux final : public Demultiplexer {
   };
 
   Slot* slot(int fd) noexcept;
-  std::error_code enable() noexcept;
+  std::error_code own() noexcept;
+  std::error_code replace_ring() noexcept;
   std::error_code next_sqe(io_uring_sqe*& sqe) noexcept;
   void queue_arm(int fd) noexcept;
   std::error_code cancel(int fd, Slot& s) noexcept;
@@ -57,9 +60,9 @@ class IoUringDemux final : public Demultiplexer {
   std::size_t harvest(std::span<ReadyEvent> ready) noexcept;
 
   io_uring ring_{};
-  bool enabled_ = false;
-  std::vector<Slot> slots_;  // by fd
-  std::vector<int> to_arm_;  // descriptors whose poll must be (re)submitted
+  std::uint64_t issuer_ = 0;  // token of the thread the ring is bound to; 0: not bound yet
+  std::vector<Slot> slots_;   // by fd
+  std::vector<int> to_arm_;   // descriptors whose poll must be (re)submitted
 };
 
 /// True when this kernel lets the process set up an io_uring with the poll opcodes. Probed once

@@ -71,6 +71,12 @@ void ReactorPool::join() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+  // A reactor whose thread saw the pool's stop before entering its loop still holds that
+  // reactor's stop request; it belonged to this run, so consume it (run_event_loop returns at
+  // once and clears it) rather than end the reactor's next loop, on whatever thread, early.
+  for (auto& r : reactors_) {
+    if (r->event_loop_done()) (void)r->run_event_loop();
+  }
   // A stop requested before start() holds for that run; once joined, the pool may run again.
   stopping_.store(false, std::memory_order_release);
   running_.store(false, std::memory_order_release);

@@ -2,7 +2,11 @@
 # The whole test suite, as CI runs it: installs what is missing (scripts/setup.sh), then builds
 # and runs every test three times: a plain build, ASan+UBSan, and TSan; then runs the fuzzers for
 # a bounded time (scripts/fuzz.sh, clang) and the unit tests under valgrind (scripts/valgrind.sh).
-# The soak suite is left out (scripts/soak.sh runs it). Fails on the first failing configuration.
+# The plain build's suite also runs twice more, with io_uring and with poll as the default
+# backend (REACTOR_BACKEND); the io_uring pass is skipped, with the reason, where this build or
+# kernel has no io_uring, and the final line lists it as skipped (TEST_REQUIRE_IO_URING=1 makes
+# that a failure instead). The soak suite is left out (scripts/soak.sh runs it). Fails on the
+# first failing configuration.
 # Usage: scripts/test.sh [plain|asan|tsan|fuzz|valgrind ...]   (default: all five)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +20,33 @@ configs=("$@")
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+
+skipped=()  # passes that could not run here, each with its reason
+
+# The suite once more per backend, as the default one: every test built on a default Reactor,
+# ReactorPool or PoolExecutor then runs on it, not only the conformance suites, which loop over
+# every backend themselves. (The sample-program tests name their backends and repeat as they
+# are.) backend_probe says whether the backend can run here, and if not, why.
+default_backend_passes() {
+  local dir=$1 backend why
+  for backend in io_uring poll; do
+    if why=$("$dir/tests/backends/backend_probe" "$backend"); then
+      echo "=== plain tests, REACTOR_BACKEND=$backend ==="
+      REACTOR_BACKEND=$backend meson test -C "$dir" --no-rebuild --print-errorlogs \
+        --num-processes 2 --no-suite soak --logbase "testlog-$backend"
+    elif [ -n "$why" ]; then
+      echo "=== plain tests, REACTOR_BACKEND=$backend: SKIPPED, not run: $why ==="
+      if [ "$backend" = io_uring ] && [ "${TEST_REQUIRE_IO_URING:-0}" = 1 ]; then
+        echo "test.sh: TEST_REQUIRE_IO_URING=1 but io_uring cannot run here" >&2
+        return 1
+      fi
+      skipped+=("plain with REACTOR_BACKEND=$backend ($why)")
+    else
+      echo "test.sh: $dir/tests/backends/backend_probe failed; was the build made with tests?" >&2
+      return 1
+    fi
+  done
+}
 
 run_config() {
   local name=$1 dir options=()
@@ -45,7 +76,9 @@ run_config() {
   echo "=== $name tests ==="
   # The soak suite runs for minutes; scripts/soak.sh runs it on its own.
   meson test -C "$dir" --print-errorlogs --num-processes 2 --no-suite soak
+  if [ "$name" = plain ]; then default_backend_passes "$dir"; fi
 }
 
 for c in "${configs[@]}"; do run_config "$c"; done
 echo "=== all configurations passed: ${configs[*]} ==="
+for s in "${skipped[@]}"; do echo "=== SKIPPED, not passed: $s ==="; done

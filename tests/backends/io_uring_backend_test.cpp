@@ -1,11 +1,16 @@
-// io_uring-specific behaviour: honest availability, the explicit-request error, the thread that
-// may use a single-issuer ring, and files released at remove(). Also the reactor-level
-// level-triggered check on both new backends: a handler that reads one byte per callback.
+// io_uring-specific behaviour: honest availability, the explicit-request error, the threads that
+// may use a single-issuer ring (one after another), and files released at remove(). Also the
+// reactor-level level-triggered check on both new backends: a handler that reads one byte per
+// callback.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <poll.h>
+
+#include <array>
 #include <chrono>
 #include <cstdlib>
+#include <future>
 #include <thread>
 
 #include "new_backends.hpp"
@@ -87,6 +92,78 @@ TEST(IoUringRing, BuiltOnOneThreadRunOnAnother) {
   ASSERT_FALSE(ec) << ec.message();
   ASSERT_EQ(n, 1U);
   EXPECT_EQ(ready[0].fd, p.r.get());
+}
+
+// A Reactor may be run by one thread after another (a ReactorPool started again, a PoolExecutor
+// after the pool's own threads). The kernel binds a single-issuer ring to the first thread and
+// refuses every other with EEXIST, so the backend must move to the new thread, with its
+// watches, whether the old one has exited or merely stopped using it.
+TEST(IoUringRing, ServesANewThreadAfterTheFirstHasExited) {
+  REQUIRE_IO_URING(d);
+  Pipe p;
+  ASSERT_FALSE(d->add(p.r.get(), EventMask::read));
+  ASSERT_TRUE(put(p.w.get(), "x"));
+  std::array<ReadyEvent, 4> ready{};
+  std::size_t n = 0;
+  std::error_code ec;
+  std::thread first([&] { ec = d->wait(ready, 5s, n); });
+  first.join();
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_EQ(n, 1U);
+  for (int round = 0; round < 2; ++round) {  // two more threads, one after the other
+    n = 0;
+    std::thread next([&] { ec = d->wait(ready, 5s, n); });
+    next.join();
+    ASSERT_FALSE(ec) << "round " << round << ": " << ec.message();
+    ASSERT_EQ(n, 1U) << "the byte is still unread: level-triggered";
+    EXPECT_EQ(ready[0].fd, p.r.get());
+  }
+}
+
+TEST(IoUringRing, ServesAnotherThreadWhileTheFirstIsAlive) {
+  REQUIRE_IO_URING(d);
+  Pipe p;
+  SocketPair s;
+  ASSERT_FALSE(d->add(p.r.get(), EventMask::read));
+  ASSERT_FALSE(d->add(s.a.get(), EventMask::read));
+  std::array<ReadyEvent, 4> ready{};
+  std::size_t n = 0;
+  std::error_code ec;
+  std::promise<void> release;
+  std::promise<void> waited;
+  std::thread first([&] {
+    ec = d->wait(ready, 0ns, n);  // binds the ring and arms both polls
+    waited.set_value();
+    release.get_future().wait();  // alive, but no longer using the backend
+  });
+  // Lets the first thread end however this test leaves.
+  struct Release {
+    std::promise<void>& release;
+    std::thread& thread;
+    ~Release() {
+      release.set_value();
+      thread.join();
+    }
+  } release_at_end{release, first};
+  ASSERT_EQ(waited.get_future().wait_for(5s), std::future_status::ready);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(n, 0U);
+  // This thread modifies, waits and removes now.
+  ASSERT_FALSE(d->modify(p.r.get(), EventMask::read | EventMask::write));
+  ASSERT_TRUE(put(p.w.get(), "x"));
+  ec = d->wait(ready, 5s, n);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(n, 1U);
+  EXPECT_EQ(ready[0].fd, p.r.get());
+  // The removed socket's file must not stay pinned by a poll of the first thread's ring: its
+  // peer sees end of file once it is closed (bounded wait; the old ring is torn down
+  // asynchronously by the kernel).
+  EXPECT_FALSE(d->remove(s.a.get()));
+  s.a.reset();
+  pollfd pfd{s.b.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&pfd, 1, 5000), 1) << "peer did not see end of file";
+  char c = 0;
+  EXPECT_EQ(::recv(s.b.get(), &c, 1, MSG_DONTWAIT), 0);
 }
 
 // A poll request pins its file: remove() must let it go at once, or a socket closed after

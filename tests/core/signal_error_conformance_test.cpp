@@ -3,6 +3,9 @@
 #include <sys/resource.h>
 #include <sys/time.h>
 
+#include <cstdlib>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "conformance.hpp"
@@ -162,7 +165,29 @@ TEST(SelectBackend, RefusesHandlesBeyondFdSetSize) {
   EXPECT_EQ(r.handler_count(), 0U);
 }
 
+// Sets REACTOR_BACKEND for one scope and puts back what the run was given (CI runs the whole
+// suite with REACTOR_BACKEND=io_uring and =poll: later tests must still see that).
+class ScopedBackendEnv {
+ public:
+  ScopedBackendEnv() {
+    if (const char* v = std::getenv("REACTOR_BACKEND")) saved_ = v;
+  }
+  ~ScopedBackendEnv() {
+    if (saved_) {
+      ::setenv("REACTOR_BACKEND", saved_->c_str(), 1);
+    } else {
+      ::unsetenv("REACTOR_BACKEND");
+    }
+  }
+  ScopedBackendEnv(const ScopedBackendEnv&) = delete;
+  ScopedBackendEnv& operator=(const ScopedBackendEnv&) = delete;
+
+ private:
+  std::optional<std::string> saved_;
+};
+
 TEST(Backends, UnknownOrUnavailableBackendsAreReported) {
+  ScopedBackendEnv restore;
   Backend b{};
   EXPECT_EQ(parse_backend("nonsense", b), errc::unknown_backend);
   EXPECT_FALSE(parse_backend("poll", b));
@@ -185,6 +210,28 @@ TEST(Backends, UnknownOrUnavailableBackendsAreReported) {
     EXPECT_EQ(r.backend(), Backend::poll);
   }
   for (Backend available : available_backends()) EXPECT_TRUE(backend_available(available));
+}
+
+// REACTOR_BACKEND as this run was started, read before any test runs.
+const std::string run_backend = [] {
+  const char* v = std::getenv("REACTOR_BACKEND");
+  return std::string(v != nullptr ? v : "");
+}();
+
+// Runs after the test above (gtest keeps definition order): the backend this run was given must
+// still be the default, or every later test here would silently run on epoll.
+TEST(Backends, TheRunsDefaultBackendOutlivesTheEnvironmentTest) {
+  if (run_backend.empty()) {
+    GTEST_SKIP() << "REACTOR_BACKEND is not set (scripts/test.sh sets it for its io_uring and "
+                    "poll passes)";
+  }
+  const char* now = std::getenv("REACTOR_BACKEND");
+  ASSERT_NE(now, nullptr) << "REACTOR_BACKEND=" << run_backend << " was removed";
+  EXPECT_EQ(std::string(now), run_backend);
+  Backend wanted{};
+  ASSERT_FALSE(parse_backend(run_backend, wanted)) << run_backend;
+  Reactor r;
+  EXPECT_EQ(r.backend(), wanted);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SignalConformance, ::testing::ValuesIn(conformance_targets()),

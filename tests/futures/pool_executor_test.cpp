@@ -691,6 +691,33 @@ TEST_P(PoolExecutorTest, SpawnAfterShutdownFailsAtOnce) {
   EXPECT_EQ(outcome_within(h).error(), std::make_error_code(std::errc::operation_canceled));
 }
 
+// The flaky RefusesAPoolThatIsAlreadyRunning made deterministic, on every backend: the pool's
+// own threads certainly run every reactor first, then a PoolExecutor's threads, then another
+// PoolExecutor's. Each set of threads must be served (an io_uring ring is bound to the thread
+// that used it first; every reactor's loop failed with EEXIST and each task was cancelled).
+TEST_P(PoolExecutorIoTest, ServesEachNewSetOfThreadsOfAPoolThatRanBefore) {
+  constexpr std::size_t n = 2;
+  ReactorPool pool(n, GetParam().make);
+  ASSERT_FALSE(pool.start());
+  Counter ran;
+  for (std::size_t i = 0; i < n; ++i) ASSERT_FALSE(pool.post_to(i, [&] { ran.bump(); }));
+  const bool all_ran = ran.wait_for(static_cast<int>(n));
+  pool.end_event_loop();
+  pool.join();
+  ASSERT_TRUE(all_ran);
+  for (int round = 1; round <= 2; ++round) {
+    PoolExecutor ex(pool);
+    for (std::size_t i = 0; i < n; ++i) {
+      auto h = ex.spawn_on(i, [](std::size_t v) -> Task<std::size_t> { co_return v + 1; }(i));
+      Outcome<std::size_t> got = outcome_within(h);
+      ASSERT_TRUE(got.has_value())
+          << "round " << round << ", reactor " << i << ": " << got.error().message();
+      EXPECT_EQ(got.value(), i + 1);
+      EXPECT_FALSE(ex.loop_error(i)) << "round " << round << ", reactor " << i;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Sizes, PoolExecutorTest, ::testing::Values(2U, 4U),
                          [](const auto& info) { return std::to_string(info.param) + "_reactors"; });
 INSTANTIATE_TEST_SUITE_P(Backends, PoolExecutorIoTest, ::testing::ValuesIn(conformance_backends()),

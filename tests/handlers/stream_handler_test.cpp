@@ -198,22 +198,28 @@ TEST_P(StreamHandlerTest, IdleConnectionTimesOut) {
   SocketPair sp;
   ServiceLog& log = new_log();
   StreamOptions o;
-  o.idle_timeout = milliseconds(40);
+  o.idle_timeout = milliseconds(120);
   ASSERT_FALSE(StreamHandler::start(std::make_unique<TestService>(r(), std::move(sp.a), log, o)));
-  // Activity postpones the timeout: 4 bytes 15 ms apart, 60 ms in all, outlive the 40 ms.
-  TimePoint last_activity{};
-  for (int i = 0; i < 4; ++i) {
-    last_activity = Clock::now();  // the server reads the byte after this
-    ASSERT_TRUE(put(sp.b.get(), "x"));
-    const auto until = Clock::now() + milliseconds(15);
+  // Activity postpones the timeout: 6 bytes 30 ms apart span 150 ms, more than the 120 ms, while
+  // each gap leaves 90 ms for scheduling delays on a loaded machine (with 40 ms and 15 ms gaps, a
+  // preemption of over 25 ms inside run_until closed the connection early).
+  TimePoint last_activity = Clock::now();
+  for (int i = 0; i < 6; ++i) {
+    const TimePoint now = Clock::now();
+    const auto gap = std::chrono::duration_cast<milliseconds>(now - last_activity);
+    last_activity = now;  // the server reads the byte after this
+    // MSG_NOSIGNAL: an early close fails here, with the gap, instead of killing the test run.
+    ASSERT_EQ(::send(sp.b.get(), "x", 1, MSG_NOSIGNAL), 1)
+        << "closed before byte " << i << " (" << gap.count() << " ms after the previous one)";
+    const auto until = Clock::now() + milliseconds(30);
     ASSERT_TRUE(run_until(r(), [&] { return Clock::now() >= until; }));
     take(sp.b.get());
   }
   EXPECT_EQ(log.closed, 0);
   ASSERT_TRUE(run_until(
       r(), [&] { return log.live == 0; }, std::chrono::seconds(5)));
-  // Never before a full idle period after the last byte (which arrived 45 ms after the first).
-  EXPECT_GE(Clock::now() - last_activity, milliseconds(40));
+  // Never before a full idle period after the last byte (which arrived 150 ms after the first).
+  EXPECT_GE(Clock::now() - last_activity, milliseconds(120));
   EXPECT_EQ(log.reasons.at(0), std::errc::timed_out);
   std::string rest;
   EXPECT_FALSE(pump_in(sp.b.get(), rest));  // the server closed its end

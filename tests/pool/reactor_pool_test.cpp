@@ -117,6 +117,45 @@ TEST_P(ReactorPoolTest, EndEventLoopBeforeStartHolds) {
   EXPECT_EQ(joined.wait_for(10s), std::future_status::ready);
 }
 
+// Each run has new threads: every reactor must serve them (io_uring binds its ring to the
+// thread that used it first, see io_uring_backend_test).
+TEST_P(ReactorPoolTest, RunsAgainAfterJoinOnNewThreads) {
+  constexpr std::size_t n = 2;
+  ReactorPool pool(n, GetParam().make);
+  for (int round = 1; round <= 3; ++round) {
+    Countdown ran;
+    ASSERT_FALSE(pool.start()) << "round " << round;
+    // A posted job runs inside the reactor's loop: this run's thread has waited on it.
+    for (std::size_t i = 0; i < n; ++i) ASSERT_FALSE(pool.post_to(i, [&] { ran.bump(); }));
+    const bool all_ran = ran.wait_for(static_cast<int>(n));
+    pool.end_event_loop();
+    pool.join();
+    ASSERT_TRUE(all_ran) << "round " << round << ": " << pool.first_error().message();
+    ASSERT_FALSE(pool.first_error()) << "round " << round << ": " << pool.first_error().message();
+  }
+}
+
+// A stop that reached the reactors when no loop ran (requested before start(), so the threads
+// never entered their loops) belonged to that run: afterwards a reactor's own loop runs normally.
+TEST_P(ReactorPoolTest, AStopNoLoopSawDoesNotOutliveTheRun) {
+  ReactorPool pool(2, GetParam().make);
+  pool.end_event_loop();
+  ASSERT_FALSE(pool.start());
+  pool.join();
+  for (std::size_t i = 0; i < pool.size(); ++i) {
+    Reactor& r = pool.at(i);
+    EXPECT_FALSE(r.event_loop_done()) << "reactor " << i;
+    // Driven on this thread now: the loop must run the job, which then ends it.
+    bool ran = false;
+    ASSERT_FALSE(r.post([&] {
+      ran = true;
+      r.end_event_loop();
+    }));
+    ASSERT_FALSE(r.run_event_loop());
+    EXPECT_TRUE(ran) << "reactor " << i << ": the loop returned without running";
+  }
+}
+
 TEST_P(ReactorPoolTest, DestructorStopsAndJoins) {
   Countdown ran;
   {
