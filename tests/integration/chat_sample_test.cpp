@@ -13,7 +13,7 @@
 #include <memory>
 #include <regex>
 
-#include "sample_server_process.hpp"
+#include "sample_process.hpp"
 
 namespace sample_test {
 namespace {
@@ -23,10 +23,10 @@ class ChatSample : public ::testing::TestWithParam<ServerConfig> {
   std::string server_path() const { return env("CHAT_SERVER"); }
   const std::string& backend() const { return GetParam().backend; }
   // The server under test, with `extra` arguments after the configuration's own.
-  std::unique_ptr<SampleServer> start(std::vector<std::string> extra = {}) const {
+  std::unique_ptr<ServerProcess> start(std::vector<std::string> extra = {}) const {
     std::vector<std::string> args = GetParam().extra_args();
     args.insert(args.end(), extra.begin(), extra.end());
-    return std::make_unique<SampleServer>(server_path(), backend(), args);
+    return std::make_unique<ServerProcess>(server_path(), backend(), args);
   }
 };
 
@@ -38,7 +38,7 @@ std::string wait_for(Client& c, const std::string& text) {
 
 TEST_P(ChatSample, LinesFromRealClientsReachEveryoneElse) {
   auto server_ptr = start();
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = *server_ptr;
   ASSERT_GT(server.port(), 0) << server.banner();
   EXPECT_TRUE(std::regex_match(server.banner(),
                                std::regex("chat_server listening on 127\\.0\\.0\\.1:[0-9]+ "
@@ -76,7 +76,7 @@ TEST_P(ChatSample, LinesFromRealClientsReachEveryoneElse) {
 
 TEST_P(ChatSample, ClientThatNeverReadsIsCutOffAndMemoryStaysBounded) {
   auto server_ptr = start();
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = *server_ptr;
   ASSERT_GT(server.port(), 0);
   const long rss_before = server.rss_kib();
   // Two slow clients: connected, never read. With two reactors taking clients in turn, slow 1
@@ -154,7 +154,7 @@ struct Member {
 
 TEST_P(ChatSample, MembersOnEveryReactorHearEachOtherAndStatsShowWhereTheyAre) {
   auto server_ptr = start({"--stats"});
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = *server_ptr;
   ASSERT_GT(server.port(), 0) << server.banner();
   const int threads = GetParam().threads;
   // Four members, each connected after the previous one was welcomed: clients are handed to the
@@ -209,7 +209,7 @@ TEST_P(ChatSample, FloodTowardsABusyReactorIsPacedAndEveryLineArrives) {
   // that leaves at once): reactor 1 has 20 sends per line to reactor 0's one read, so lines
   // posted to it pile up unless the senders are paused. With one thread it is one room.
   auto server_ptr = start();
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = *server_ptr;
   ASSERT_GT(server.port(), 0) << server.banner();
   Member talker(server.port());
   ASSERT_TRUE(talker.heard("welcome user1\n"));
@@ -265,7 +265,9 @@ TEST_P(ChatSample, FloodTowardsABusyReactorIsPacedAndEveryLineArrives) {
   for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], expected) << "reader " << i;
   // Paced, reactor 1's queue of posts stays near its 1 MiB mark (the server grew by about
   // 0.2-0.7 MiB in our runs); unpaced, the flood waited there and the server grew by 4-8 MiB.
-  if (!sanitized) EXPECT_LT(rss_after - rss_before, 3 * 1024);
+  if (!sanitized) {
+    EXPECT_LT(rss_after - rss_before, 3 * 1024);
+  }
   EXPECT_EQ(server.stop(SIGTERM), 0);
 }
 

@@ -70,7 +70,7 @@ TEST(Soak, EchoServerOpenCloseCycles) {
   ASSERT_GT(server.port(), 0) << server.banner();
   long n = 0;
   open_close_soak(server, "echo_server", [&] {
-    Conn c(server.port());
+    Client c(server.port());
     const std::string message = "cycle " + std::to_string(n++);
     return echoes(c, message, 5s);
   });
@@ -83,9 +83,9 @@ TEST(Soak, HttpServerOpenCloseCycles) {
   ServerProcess server({path, "--port", "0"});
   ASSERT_GT(server.port(), 0) << server.banner();
   open_close_soak(server, "http_server", [&] {
-    Conn c(server.port());
+    Client c(server.port());
     // Connection: close, so the server closes first and the TIME_WAIT stays on its side.
-    if (!c.send_all("GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")) return false;
+    if (!c.send("GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")) return false;
     const std::string reply = c.receive_all(5s);
     return c.eof() && reply.rfind("HTTP/1.1 200", 0) == 0;
   });
@@ -108,8 +108,8 @@ TEST(Soak, LongEchoRunVerifiesEveryByte) {
   std::vector<std::thread> threads;
   for (int s = 0; s < streams; ++s) {
     threads.emplace_back([&, s] {
-      Conn c(server.port());
-      if (!c.ok()) {
+      Client c(server.port());
+      if (!c.connected()) {
         ++short_streams;
         return;
       }
@@ -124,7 +124,7 @@ TEST(Soak, LongEchoRunVerifiesEveryByte) {
         const auto stop_at = Clock::now() + seconds;
         while (Clock::now() < stop_at) {
           for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = byte_at(sent + i);
-          if (!c.send_all(chunk)) break;
+          if (!c.send(chunk)) break;
           sent += chunk.size();
         }
         ::shutdown(c.fd(), SHUT_WR);
