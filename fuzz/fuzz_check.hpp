@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -46,6 +47,16 @@ class ExactCopy {
   std::unique_ptr<char[]> data_;
   std::size_t size_;
 };
+
+/// The body of a parser fuzzer: `drive(input, limits)` on an exactly sized copy of libFuzzer's
+/// input, once for each of `limits`.
+template <class Limits, class Drive>
+int run_with_limits(const std::uint8_t* data, std::size_t size,
+                    std::initializer_list<Limits> limits, Drive drive) {
+  const ExactCopy input(data, size);
+  for (const Limits& l : limits) drive(input.span(), l);
+  return 0;
+}
 
 /// Drives a parser over a pipelined buffer the way the sample servers' on_data loops do (parse,
 /// consume, repeat) and checks what a server relies on of every such parser: an incomplete

@@ -39,15 +39,11 @@ void parse_pipeline(std::span<const char> input, const kv::RespLimits& limits) {
       });
 }
 
+// Small limits: they reach the over-limit paths with short inputs.
+const kv::RespLimits small_limits{.max_args = 3, .max_bulk = 16, .max_inline = 32, .max_frame = 64};
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const fuzz::ExactCopy input(data, size);
-  // The defaults, then small limits that reach the over-limit paths with short inputs.
-  for (const auto& limits :
-       {kv::RespLimits{},
-        kv::RespLimits{.max_args = 3, .max_bulk = 16, .max_inline = 32, .max_frame = 64}}) {
-    parse_pipeline(input.span(), limits);
-  }
-  return 0;
+  return fuzz::run_with_limits(data, size, {kv::RespLimits{}, small_limits}, parse_pipeline);
 }
