@@ -4,6 +4,8 @@
 // on a condition, never on a bare sleep.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <string>
 
@@ -14,6 +16,15 @@ namespace faults {
 
 using namespace child;
 using namespace loopback;
+
+/// Skips the test when the binary is not given (run outside meson test).
+#define REQUIRE_BINARY(path, var)    \
+  const std::string path = env(var); \
+  if (path.empty()) GTEST_SKIP() << var " is not set (run the test through meson)"
+
+/// Checks that a started server printed its banner.
+#define ASSERT_STARTED(server) \
+  ASSERT_GT(server.port(), 0) << "no banner from the server: '" << server.banner() << "'"
 
 /// One echo round trip of `message` on `c`; true when exactly it came back in time.
 inline bool echoes(Client& c, const std::string& message, std::chrono::milliseconds limit = 10s) {

@@ -15,15 +15,6 @@
 namespace faults {
 namespace {
 
-// Skips the test when the binary is not given (run outside meson test).
-#define REQUIRE_BINARY(path, var)    \
-  const std::string path = env(var); \
-  if (path.empty()) GTEST_SKIP() << var " is not set (run the test through meson)"
-
-// Checks that a started server printed its banner.
-#define ASSERT_STARTED(server) \
-  ASSERT_GT(server.port(), 0) << "no banner from the server: '" << server.banner() << "'"
-
 std::vector<std::string> with_port0(std::vector<std::string> argv) {
   argv.insert(argv.end(), {"--port", "0"});
   return argv;

@@ -4,9 +4,13 @@
 // with.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <initializer_list>
+#include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "child_process.hpp"
@@ -44,6 +48,51 @@ struct ServerConfig {
   }
   /// How many reactors the server's --stats dump lists.
   [[nodiscard]] int reactors() const { return thread_pool ? 1 : threads; }
+};
+
+/// Fixture of the tests of one sample server, run as the configuration (a ServerConfig) or on the
+/// backend (a name) the test is instantiated with.
+template <class Param>
+class SampleServerTest : public ::testing::TestWithParam<Param> {
+ protected:
+  /// `variable`: the environment variable meson passes the server's path in. `start_in_setup`:
+  /// SetUp starts the server (and checks its banner); else each test calls start() itself.
+  explicit SampleServerTest(const char* variable, bool start_in_setup = true)
+      : variable_(variable), start_in_setup_(start_in_setup) {}
+  void SetUp() override {
+    ASSERT_FALSE(env(variable_).empty()) << "meson sets " << variable_ << " to the binary";
+    if (!start_in_setup_) return;
+    start();
+    ASSERT_NE(server_->port(), 0) << "no banner";
+  }
+  [[nodiscard]] const std::string& backend() const {
+    if constexpr (std::is_same_v<Param, ServerConfig>) {
+      return this->GetParam().backend;
+    } else {
+      return this->GetParam();
+    }
+  }
+  /// Starts the server with the configuration's arguments, then `extra`; it lives until the
+  /// test ends (or the next start()).
+  ServerProcess& start(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args;
+    if constexpr (std::is_same_v<Param, ServerConfig>) args = this->GetParam().extra_args();
+    args.insert(args.end(), extra.begin(), extra.end());
+    server_ = std::make_unique<ServerProcess>(env(variable_), backend(), args);
+    return *server_;
+  }
+  /// A new connection to the server; the test fails if there is none.
+  [[nodiscard]] Client connect() const {
+    Client c(server_->port());
+    EXPECT_TRUE(c.connected()) << "cannot connect to port " << server_->port();
+    return c;
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+
+ private:
+  const char* variable_;
+  bool start_in_setup_;
 };
 
 /// Every backend with each of `thread_counts`.
