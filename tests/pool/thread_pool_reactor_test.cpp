@@ -93,11 +93,19 @@ class ThreadPoolReactorTest : public ::testing::TestWithParam<Param> {
   ThreadPoolReactor reactor_;
 };
 
+// A handler on one end of its own socket pair that counts how many threads are inside its hooks
+// at once, and its handle_close calls.
+struct PairHandler : EventHandler {
+  [[nodiscard]] Handle get_handle() const override { return pair.a.get(); }
+  SocketPair pair;
+  Reentry reentry;
+  std::atomic<int> closes{0};
+};
+
 // A socket-pair reader with a timer and notifications, all sharing one reentry counter.
-class Reader final : public EventHandler {
+class Reader final : public PairHandler {
  public:
   Reader(Gauge& bytes, Gauge& notes, Gauge& ticks) : bytes_(bytes), notes_(notes), ticks_(ticks) {}
-  [[nodiscard]] Handle get_handle() const override { return pair.a.get(); }
   int handle_input(Handle h) override {
     Reentry::Scope s(reentry);
     if (h == invalid_handle) {
@@ -120,10 +128,7 @@ class Reader final : public EventHandler {
     ++closes;
     return 0;
   }
-  SocketPair pair;
-  Reentry reentry;
   std::atomic<int> notified{0};
-  std::atomic<int> closes{0};
 
  private:
   Gauge& bytes_;
@@ -170,10 +175,9 @@ TEST_P(ThreadPoolReactorTest, NoHandlerRunsOnTwoThreadsAndNoEventIsLost) {
 }
 
 // Closes after its first read; counts calls after the close (promise 1) and closes (2).
-class OneShot final : public EventHandler {
+class OneShot final : public PairHandler {
  public:
   explicit OneShot(Gauge& closed) : closed_(closed) {}
-  [[nodiscard]] Handle get_handle() const override { return pair.a.get(); }
   int handle_input(Handle) override {
     Reentry::Scope s(reentry);
     if (closes.load() > 0) ++after_close;
@@ -189,9 +193,6 @@ class OneShot final : public EventHandler {
     if (closes.fetch_add(1) == 0) closed_.add();
     return 0;
   }
-  SocketPair pair;
-  Reentry reentry;
-  std::atomic<int> closes{0};
   std::atomic<int> after_close{0};
 
  private:
