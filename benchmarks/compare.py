@@ -86,24 +86,39 @@ def stop_server(proc):
         proc.wait()
 
 
-def run_one(build, server, shape, seconds, warmup):
-    name, exe, flags = server
-    sname, conns, depth, size, idle = shape
-    proc, port, backend = start_server(build, exe, flags)
+def run_loadgen(build, proc, port, shape, seconds, warmup, label, what):
+    """Runs benchmarks/loadgen (pinned to CLIENT_CPU) with `shape` against the server `proc`
+    listening on `port`; returns its JSON row. `what` names the run in an error."""
+    _, conns, depth, size, idle = shape
+    cmd = ["taskset", "-c", CLIENT_CPU, os.path.join(build, "benchmarks/loadgen"),
+           "--port", str(port), "--conns", str(conns), "--depth", str(depth),
+           "--size", str(size), "--idle", str(idle), "--seconds", str(seconds),
+           "--warmup", str(warmup), "--server-pid", str(proc.pid), "--label", label]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                         preexec_fn=raise_fd_limit)
+    if out.returncode != 0:
+        raise RuntimeError(f"loadgen failed against {what}: {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+def measure(build, exe, flags, cpus, shape, seconds, warmup, label, what):
+    """One run: starts the server pinned to `cpus`, loads it with `shape`, stops it. The load
+    generator's row, with the backend the server's banner named."""
+    proc, port, backend = start_server(build, exe, flags, cpus)
     try:
-        cmd = ["taskset", "-c", CLIENT_CPU, os.path.join(build, "benchmarks/loadgen"),
-               "--port", str(port), "--conns", str(conns), "--depth", str(depth),
-               "--size", str(size), "--idle", str(idle), "--seconds", str(seconds),
-               "--warmup", str(warmup), "--server-pid", str(proc.pid),
-               "--label", f"{name}/{sname}"]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                             preexec_fn=raise_fd_limit)
-        if out.returncode != 0:
-            raise RuntimeError(f"loadgen failed against {name} ({sname}): {out.stderr.strip()}")
-        row = json.loads(out.stdout)
+        row = run_loadgen(build, proc, port, shape, seconds, warmup, label, what)
     finally:
         stop_server(proc)
-    row.update(server=name, shape=sname, backend=backend)
+    row["backend"] = backend
+    return row
+
+
+def run_one(build, server, shape, seconds, warmup):
+    name, exe, flags = server
+    sname = shape[0]
+    row = measure(build, exe, flags, SERVER_CPU, shape, seconds, warmup, f"{name}/{sname}",
+                  f"{name} ({sname})")
+    row.update(server=name, shape=sname)
     return row
 
 
@@ -117,18 +132,27 @@ def available(build, server):
     return True
 
 
+def spread(runs, figures):
+    """The rounds of one server and shape: their count, and every figure's median, min and max."""
+    entry = {"runs": len(runs)}
+    for f in figures:
+        vals = [float(r[f]) for r in runs]
+        entry[f] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+    return entry
+
+
+def median_range(d, fmt):
+    """A table cell: "median (min–max)"."""
+    return f"{d['median']:{fmt}} ({d['min']:{fmt}}–{d['max']:{fmt}})"
+
+
 def summarize(rows, servers):
     summary = {}
     for shape in SHAPES:
         for server in servers:
             runs = [r for r in rows if r["shape"] == shape[0] and r["server"] == server[0]]
-            if not runs:
-                continue
-            entry = {"runs": len(runs)}
-            for f in FIGURES:
-                vals = [float(r[f]) for r in runs]
-                entry[f] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
-            summary.setdefault(shape[0], {})[server[0]] = entry
+            if runs:
+                summary.setdefault(shape[0], {})[server[0]] = spread(runs, FIGURES)
     return summary
 
 
@@ -171,11 +195,9 @@ def write_markdown(path, summary, servers, meta):
             e = summary[shape].get(server[0])
             if not e:
                 continue
-            def cell(f, fmt):
-                d = e[f]
-                return f"{d['median']:{fmt}} ({d['min']:{fmt}}–{d['max']:{fmt}})"
-            lines.append(f"| {shape} | {server[0]} | {cell('server_cpu_us_per_msg', '.2f')} | "
-                         f"{cell('msgs_per_s', '.0f')} | {e['mb_per_s']['median']:.1f} | "
+            lines.append(f"| {shape} | {server[0]} | "
+                         f"{median_range(e['server_cpu_us_per_msg'], '.2f')} | "
+                         f"{median_range(e['msgs_per_s'], '.0f')} | {e['mb_per_s']['median']:.1f} | "
                          f"{e['p50_us']['median']:.0f} | {e['p99_us']['median']:.0f} | "
                          f"{e['server_cpu_pct']['median']:.0f} | "
                          f"{e['client_cpu_pct']['median']:.0f} |")
@@ -183,10 +205,48 @@ def write_markdown(path, summary, servers, meta):
         f.write("\n".join(lines) + "\n")
 
 
+def have_gnuplot(who):
+    """True if gnuplot is installed; else says so (`who` is the driver) and there is no PNG."""
+    if shutil.which("gnuplot") is not None:
+        return True
+    print(f"{who}: gnuplot not found (scripts/setup.sh installs gnuplot-nox): no PNG",
+          file=sys.stderr)
+    return False
+
+
+def median_min_max(d):
+    """A data row's three columns for one server: median, min, max (NaN when it did not run)."""
+    return [d["median"], d["min"], d["max"]] if d else ["NaN"] * 3
+
+
+def histogram_columns(source, names):
+    """The plot command's columns: one histogram per server with min..max error bars."""
+    return " , ".join(f"{source} using {3 * i + 2}:{3 * i + 3}:{3 * i + 4}:xtic(1) title '{n}'"
+                      for i, n in enumerate(names))
+
+
+def run_gnuplot(out_dir, name, title, panels, data=""):
+    """Writes <name>.gp in `out_dir`, two histogram panels side by side under `title` (`panels`:
+    their own settings and plot commands; `data`: inline data blocks), and runs gnuplot on it
+    for <name>.png."""
+    script = data + f"""
+set terminal pngcairo size 1400,560 font ',10' noenhanced
+set output '{name}.png'
+set multiplot layout 1,2 title '{title}'
+set style data histograms
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.8 border -1
+set key top left font ',9'
+set grid ytics
+{panels}unset multiplot
+"""
+    with open(os.path.join(out_dir, f"{name}.gp"), "w") as f:
+        f.write(script)
+    subprocess.run(["gnuplot", f"{name}.gp"], cwd=out_dir, check=True)
+
+
 def plot(out_dir, summary, servers):
-    if shutil.which("gnuplot") is None:
-        print("compare: gnuplot not found (scripts/setup.sh installs gnuplot-nox): no PNG",
-              file=sys.stderr)
+    if not have_gnuplot("compare"):
         return
     names = [s[0] for s in servers]
     for fig in ("server_cpu_us_per_msg", "msgs_per_s"):
@@ -195,33 +255,17 @@ def plot(out_dir, summary, servers):
             for shape in summary:
                 vals = []
                 for n in names:
-                    d = summary[shape].get(n, {}).get(fig)
-                    vals += [d["median"], d["min"], d["max"]] if d else ["NaN"] * 3
+                    vals += median_min_max(summary[shape].get(n, {}).get(fig))
                 f.write(shape + " " + " ".join(str(v) for v in vals) + "\n")
-    cols = " , ".join(
-        f"'{fig}.dat' using {3 * i + 2}:{3 * i + 3}:{3 * i + 4}:xtic(1) title '{n}'"
-        for i, n in enumerate(names) for fig in ["FIG"])
-    script = f"""
-set terminal pngcairo size 1400,560 font ',10' noenhanced
-set output 'echo.png'
-set multiplot layout 1,2 title 'Echo servers on loopback, server on CPU 1, load generator on CPU 0 (median, bars: min..max)'
-set style data histograms
-set style histogram errorbars gap 2 lw 1
-set style fill solid 0.8 border -1
-set key top left font ',9'
-set grid ytics
-set xtics rotate by -20 font ',9'
+    run_gnuplot(out_dir, "echo", "Echo servers on loopback, server on CPU 1, load generator on "
+                "CPU 0 (median, bars: min..max)", f"""set xtics rotate by -20 font ',9'
 set logscale y
 set title 'server CPU per message (µs, log scale, lower is better)'
-plot {cols.replace('FIG', 'server_cpu_us_per_msg')}
+plot {histogram_columns("'server_cpu_us_per_msg.dat'", names)}
 set title 'messages per second (log scale; bounded by the client and the machine, see client CPU %)'
 set format y '%.0s%c'
-plot {cols.replace('FIG', 'msgs_per_s')}
-unset multiplot
-"""
-    with open(os.path.join(out_dir, "echo.gp"), "w") as f:
-        f.write(script)
-    subprocess.run(["gnuplot", "echo.gp"], cwd=out_dir, check=True)
+plot {histogram_columns("'msgs_per_s.dat'", names)}
+""")
 
 
 GBENCH = ["dispatch_bench", "idle_bench", "timer_bench", "notify_bench", "coro_bench"]
@@ -283,46 +327,73 @@ def micro_ratios(m):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def load_average():
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def add_run_options(ap, shapes, servers):
+    """The options both drivers take: the build, how long and how often, which shapes and
+    servers."""
     ap.add_argument("--build", default="build-bench")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--warmup", type=float, default=0.5)
     ap.add_argument("--out", default="benchmarks/results")
-    ap.add_argument("--shapes", default=",".join(s[0] for s in SHAPES),
-                    help="comma-separated subset of: " + ", ".join(s[0] for s in SHAPES))
-    ap.add_argument("--servers", default=",".join(s[0] for s in SERVERS))
+    ap.add_argument("--shapes", default=",".join(s[0] for s in shapes),
+                    help="comma-separated subset of: " + ", ".join(s[0] for s in shapes))
+    ap.add_argument("--servers", default=",".join(s[0] for s in servers))
+
+
+def picked(args, shapes, servers):
+    """The shapes and servers --shapes and --servers name, in the tables' order."""
+    return ([s for s in shapes if s[0] in args.shapes.split(",")],
+            [s for s in servers if s[0] in args.servers.split(",")])
+
+
+def start_meta(args):
+    """What the results say about the run; load_after is added at the end."""
+    return {"rounds": args.rounds, "seconds": args.seconds, "warmup": args.warmup,
+            "load_before": load_average(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "cpus": os.cpu_count()}
+
+
+def interleaved(rounds, shapes, runs, seed):
+    """(round, shape, run) for every round and shape, and every one of `runs` in a shuffled
+    order: drift in machine load spreads over every server."""
+    rng = random.Random(seed)
+    for rnd in range(rounds):
+        for shape in shapes:
+            order = list(runs)
+            rng.shuffle(order)
+            for run in order:
+                yield rnd, shape, run
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    add_run_options(ap, SHAPES, SERVERS)
     ap.add_argument("--gbench-repetitions", type=int, default=5,
                     help="repetitions of each Google Benchmark (0: skip them)")
     args = ap.parse_args()
 
     if os.cpu_count() < 2:
         sys.exit("compare: needs two CPUs (server and load generator pinned apart)")
-    shapes = [s for s in SHAPES if s[0] in args.shapes.split(",")]
-    wanted = [s for s in SERVERS if s[0] in args.servers.split(",")]
+    shapes, wanted = picked(args, SHAPES, SERVERS)
     servers = [s for s in wanted if available(args.build, s)]
     os.makedirs(args.out, exist_ok=True)
-    meta = {"rounds": args.rounds, "seconds": args.seconds, "warmup": args.warmup,
-            "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count()}
+    meta = start_meta(args)
     rows = []
-    rng = random.Random(5)
-    for rnd in range(args.rounds):
-        for shape in shapes:
-            order = servers[:]
-            rng.shuffle(order)  # interleaved: drift in machine load spreads over every server
-            for server in order:
-                row = run_one(args.build, server, shape, args.seconds, args.warmup)
-                row["round"] = rnd
-                rows.append(row)
-                print(f"round {rnd + 1}/{args.rounds} {shape[0]:>16} {server[0]:>17}: "
-                      f"{row['server_cpu_us_per_msg']:7.2f} µs/msg  {row['msgs_per_s']:9.0f} msg/s"
-                      f"  p99 {row['p99_us']:8.0f} µs  client CPU {row['client_cpu_pct']:3.0f}%",
-                      flush=True)
+    for rnd, shape, server in interleaved(args.rounds, shapes, servers, 5):
+        row = run_one(args.build, server, shape, args.seconds, args.warmup)
+        row["round"] = rnd
+        rows.append(row)
+        print(f"round {rnd + 1}/{args.rounds} {shape[0]:>16} {server[0]:>17}: "
+              f"{row['server_cpu_us_per_msg']:7.2f} µs/msg  {row['msgs_per_s']:9.0f} msg/s"
+              f"  p99 {row['p99_us']:8.0f} µs  client CPU {row['client_cpu_pct']:3.0f}%",
+              flush=True)
     micro = run_gbench(args.build, args.out, args.gbench_repetitions) \
         if args.gbench_repetitions > 0 else {}
-    meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    meta["load_after"] = load_average()
 
     with open(os.path.join(args.out, "raw.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["round", "shape", "server", "backend", "conns", "depth",

@@ -26,17 +26,12 @@ build-bench`):  python3 benchmarks/compare_threads.py [--build build-bench] [--r
 """
 import argparse
 import csv
-import json
 import os
-import random
-import shutil
-import statistics
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import compare  # noqa: E402  (shared: server start/stop, shapes, figures, fd limit)
+import compare  # noqa: E402  (shared: runs, options, summaries, tables' cells, plots)
 
 CLIENT_CPU = compare.CLIENT_CPU  # "0"
 SERVER_CPUS = {1: "1", 2: "0,1"}
@@ -82,41 +77,21 @@ def unavailable(build, server, thread_counts):
 
 def run_one(build, server, threads, shape, seconds, warmup):
     name, exe, flags, _ = server
-    sname, conns, depth, size, idle = shape
+    sname = shape[0]
     cpus = server_cpus(threads)
-    proc, port, backend = compare.start_server(build, exe, flags + ["--threads", str(threads)],
-                                               cpus)
-    try:
-        cmd = ["taskset", "-c", CLIENT_CPU, os.path.join(build, "benchmarks/loadgen"),
-               "--port", str(port), "--conns", str(conns), "--depth", str(depth),
-               "--size", str(size), "--idle", str(idle), "--seconds", str(seconds),
-               "--warmup", str(warmup), "--server-pid", str(proc.pid),
-               "--label", f"{name}/{threads}t/{sname}"]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                             preexec_fn=compare.raise_fd_limit)
-        if out.returncode != 0:
-            raise RuntimeError(f"loadgen failed against {name} --threads {threads} ({sname}): "
-                               f"{out.stderr.strip()}")
-        row = json.loads(out.stdout)
-    finally:
-        compare.stop_server(proc)
-    row.update(server=name, threads=threads, shape=sname, backend=backend, server_cpus=cpus,
+    row = compare.measure(build, exe, flags + ["--threads", str(threads)], cpus, shape, seconds,
+                          warmup, f"{name}/{threads}t/{sname}",
+                          f"{name} --threads {threads} ({sname})")
+    row.update(server=name, threads=threads, shape=sname, server_cpus=cpus,
                client_cpus=CLIENT_CPU)
     return row
 
 
 def summarize(rows):
-    summary = {}
+    runs = {}
     for r in rows:
-        summary.setdefault((r["shape"], r["threads"], r["server"]), []).append(r)
-    out = {}
-    for key, runs in summary.items():
-        entry = {"runs": len(runs)}
-        for f in FIGURES:
-            vals = [float(r[f]) for r in runs]
-            entry[f] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
-        out[key] = entry
-    return out
+        runs.setdefault((r["shape"], r["threads"], r["server"]), []).append(r)
+    return {key: compare.spread(group, FIGURES) for key, group in runs.items()}
 
 
 def ratio(summary, a, b, figure):
@@ -163,12 +138,9 @@ def write_markdown(path, summary, servers, shapes, thread_counts, meta, skipped)
                 e = summary.get((shape[0], n, s[0]))
                 if not e:
                     continue
-
-                def cell(f, fmt):
-                    d = e[f]
-                    return f"{d['median']:{fmt}} ({d['min']:{fmt}}–{d['max']:{fmt}})"
-                lines.append(f"| {shape[0]} | {n} | {s[0]} | {cell('msgs_per_s', '.0f')} | "
-                             f"{cell('server_cpu_us_per_msg', '.2f')} | "
+                lines.append(f"| {shape[0]} | {n} | {s[0]} | "
+                             f"{compare.median_range(e['msgs_per_s'], '.0f')} | "
+                             f"{compare.median_range(e['server_cpu_us_per_msg'], '.2f')} | "
                              f"{e['server_cpu_pct']['median']:.0f} | "
                              f"{e['client_cpu_pct']['median']:.0f} | "
                              f"{e['p99_us']['median']:.0f} |")
@@ -203,9 +175,7 @@ def write_markdown(path, summary, servers, shapes, thread_counts, meta, skipped)
 
 
 def plot(out_dir, summary, servers, shapes, thread_counts):
-    if shutil.which("gnuplot") is None:
-        print("compare_threads: gnuplot not found (scripts/setup.sh installs gnuplot-nox): no PNG",
-              file=sys.stderr)
+    if not compare.have_gnuplot("compare_threads"):
         return
     names = [s[0] for s in servers]
     blocks = []
@@ -215,54 +185,32 @@ def plot(out_dir, summary, servers, shapes, thread_counts):
             for n in thread_counts:
                 vals = []
                 for name in names:
-                    d = summary.get((shape[0], n, name), {}).get(fig)
-                    vals += [d["median"], d["min"], d["max"]] if d else ["NaN"] * 3
-                label = f"{shape[0]}/{n}t"
-                rows.append(label + " " + " ".join(str(v) for v in vals))
+                    vals += compare.median_min_max(summary.get((shape[0], n, name), {}).get(fig))
+                rows.append(f"{shape[0]}/{n}t " + " ".join(str(v) for v in vals))
         blocks.append(f"${fig} << EOD\n" + "\n".join(rows) + "\nEOD\n")
-    cols = " , ".join(f"$FIG using {3 * i + 2}:{3 * i + 3}:{3 * i + 4}:xtic(1) title '{n}'"
-                      for i, n in enumerate(names))
-    script = "".join(blocks) + f"""
-set terminal pngcairo size 1400,560 font ',10' noenhanced
-set output 'threads.png'
-set multiplot layout 1,2 title 'Echo servers, 1 and 2 server threads (load generator on CPU 0; 1 thread: server on CPU 1; 2 threads: server on CPUs 0-1, sharing CPU 0 with the load generator). Median, bars: min..max'
-set style data histograms
-set style histogram errorbars gap 2 lw 1
-set style fill solid 0.8 border -1
-set key top left font ',9'
-set grid ytics
-set yrange [0:*]
+    compare.run_gnuplot(
+        out_dir, "threads", "Echo servers, 1 and 2 server threads (load generator on CPU 0; 1 "
+        "thread: server on CPU 1; 2 threads: server on CPUs 0-1, sharing CPU 0 with the load "
+        "generator). Median, bars: min..max", f"""set yrange [0:*]
 set title 'messages per second (higher is better)'
 set format y '%.0s%c'
-plot {cols.replace('$FIG', '$msgs_per_s')}
+plot {compare.histogram_columns("$msgs_per_s", names)}
 set title 'server CPU per message (µs, lower is better)'
 set format y '%g'
-plot {cols.replace('$FIG', '$server_cpu_us_per_msg')}
-unset multiplot
-"""
-    with open(os.path.join(out_dir, "threads.gp"), "w") as f:
-        f.write(script)
-    subprocess.run(["gnuplot", "threads.gp"], cwd=out_dir, check=True)
+plot {compare.histogram_columns("$server_cpu_us_per_msg", names)}
+""", data="".join(blocks))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--build", default="build-bench")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--warmup", type=float, default=0.5)
-    ap.add_argument("--out", default="benchmarks/results")
+    compare.add_run_options(ap, SHAPES, SERVERS)
     ap.add_argument("--threads", default="1,2", help="server thread counts (default 1,2)")
-    ap.add_argument("--shapes", default=",".join(s[0] for s in SHAPES),
-                    help="comma-separated subset of: " + ", ".join(s[0] for s in SHAPES))
-    ap.add_argument("--servers", default=",".join(s[0] for s in SERVERS))
     args = ap.parse_args()
 
     if os.cpu_count() < 2:
         sys.exit("compare_threads: needs two CPUs")
     thread_counts = [int(t) for t in args.threads.split(",")]
-    shapes = [s for s in SHAPES if s[0] in args.shapes.split(",")]
-    wanted = [s for s in SERVERS if s[0] in args.servers.split(",")]
+    shapes, wanted = compare.picked(args, SHAPES, SERVERS)
     servers, skipped = [], {}
     for s in wanted:
         reason = unavailable(args.build, s, thread_counts)
@@ -274,25 +222,19 @@ def main():
         print("compare_threads: NOTE: with 2 server threads the server runs on CPUs 0-1 and "
               "shares CPU 0 with the load generator", flush=True)
     os.makedirs(args.out, exist_ok=True)
-    meta = {"rounds": args.rounds, "seconds": args.seconds, "warmup": args.warmup,
-            "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count()}
+    meta = compare.start_meta(args)
     rows = []
-    rng = random.Random(6)
-    for rnd in range(args.rounds):
-        for shape in shapes:
-            order = [(s, n) for s in servers for n in thread_counts]
-            rng.shuffle(order)  # interleaved: drift in machine load spreads over every server
-            for server, n in order:
-                row = run_one(args.build, server, n, shape, args.seconds, args.warmup)
-                row["round"] = rnd
-                rows.append(row)
-                print(f"round {rnd + 1}/{args.rounds} {shape[0]:>13} {server[0]:>12} {n}t "
-                      f"(server CPUs {row['server_cpus']}): {row['msgs_per_s']:9.0f} msg/s "
-                      f"{row['server_cpu_us_per_msg']:6.2f} µs/msg  server CPU "
-                      f"{row['server_cpu_pct']:3.0f}%  client CPU {row['client_cpu_pct']:3.0f}%",
-                      flush=True)
-    meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    runs = [(s, n) for s in servers for n in thread_counts]
+    for rnd, shape, (server, n) in compare.interleaved(args.rounds, shapes, runs, 6):
+        row = run_one(args.build, server, n, shape, args.seconds, args.warmup)
+        row["round"] = rnd
+        rows.append(row)
+        print(f"round {rnd + 1}/{args.rounds} {shape[0]:>13} {server[0]:>12} {n}t "
+              f"(server CPUs {row['server_cpus']}): {row['msgs_per_s']:9.0f} msg/s "
+              f"{row['server_cpu_us_per_msg']:6.2f} µs/msg  server CPU "
+              f"{row['server_cpu_pct']:3.0f}%  client CPU {row['client_cpu_pct']:3.0f}%",
+              flush=True)
+    meta["load_after"] = compare.load_average()
     write_csv(os.path.join(args.out, "threads.csv"), rows)
     summary = summarize(rows)
     write_markdown(os.path.join(args.out, "threads.md"), summary, servers, shapes, thread_counts,

@@ -16,15 +16,7 @@ namespace {
 void reactor_ping_pong(benchmark::State& state, reactor::Backend backend) {
   reactor::Reactor r(backend);
   bench::SocketPair sp;
-  bench::EchoOnce echo;
-  (void)r.register_handler(sp.a, &echo, reactor::EventMask::read);
-  for (auto _ : state) {
-    bench::ping(sp.b);
-    (void)r.handle_events();
-    if (!bench::pong(sp.b)) state.SkipWithError("no echo");
-  }
-  state.SetItemsProcessed(state.iterations());
-  (void)r.remove_handler(sp.a, reactor::EventMask::all_io, reactor::CloseHook::skip);
+  bench::reactor_ping_pong(state, r, sp);
 }
 
 // Asio: the echo re-arms its read from the completion handler, as any Asio server does.
@@ -54,12 +46,7 @@ void BM_AsioPingPong(benchmark::State& state) {
   bench::SocketPair sp;
   AsioEcho echo(io, sp.a);
   echo.arm();
-  for (auto _ : state) {
-    bench::ping(sp.b);
-    io.run_one();
-    if (!bench::pong(sp.b)) state.SkipWithError("no echo");
-  }
-  state.SetItemsProcessed(state.iterations());
+  bench::ping_pong(state, sp.b, [&io] { io.run_one(); });
 }
 
 void BM_RawEpollPingPong(benchmark::State& state) {
@@ -71,16 +58,13 @@ void BM_RawEpollPingPong(benchmark::State& state) {
   ::epoll_ctl(ep, EPOLL_CTL_ADD, sp.a, &ev);
   epoll_event ready[16];
   char buf[64];
-  for (auto _ : state) {
-    bench::ping(sp.b);
+  bench::ping_pong(state, sp.b, [&] {
     const int n = ::epoll_wait(ep, ready, 16, -1);
     for (int i = 0; i < n; ++i) {
       const ssize_t got = ::read(ready[i].data.fd, buf, sizeof buf);
       if (got > 0) (void)::write(ready[i].data.fd, buf, static_cast<std::size_t>(got));
     }
-    if (!bench::pong(sp.b)) state.SkipWithError("no echo");
-  }
-  state.SetItemsProcessed(state.iterations());
+  });
   ::close(ep);
 }
 
@@ -94,9 +78,5 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("BM_ReactorPingPong/" + bench::name_of(backend)).c_str(),
                                  reactor_ping_pong, backend);
   }
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_benchmarks(argc, argv);
 }

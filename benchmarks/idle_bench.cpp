@@ -15,8 +15,7 @@ namespace {
 void idle_ping_pong(benchmark::State& state, reactor::Backend backend) {
   bench::raise_fd_limit();
   reactor::Reactor r(backend);
-  bench::SocketPair sp;  // made first: low descriptor numbers, so select can watch it
-  bench::EchoOnce echo;
+  bench::SocketPair sp;        // made first: low descriptor numbers, so select can watch it
   reactor::EventHandler idle;  // one handler object may serve many handles
   std::vector<int> idle_fds;
   for (int i = 0; i < state.range(0); ++i) {
@@ -28,16 +27,7 @@ void idle_ping_pong(benchmark::State& state, reactor::Backend backend) {
     }
     idle_fds.push_back(fd);
   }
-  (void)r.register_handler(sp.a, &echo, reactor::EventMask::read);
-  if (!state.error_occurred()) {
-    for (auto _ : state) {
-      bench::ping(sp.b);
-      (void)r.handle_events();
-      if (!bench::pong(sp.b)) state.SkipWithError("no echo");
-    }
-  }
-  state.SetItemsProcessed(state.iterations());
-  (void)r.remove_handler(sp.a, reactor::EventMask::all_io, reactor::CloseHook::skip);
+  bench::reactor_ping_pong(state, r, sp);
   for (int fd : idle_fds) {
     (void)r.remove_handler(fd, reactor::EventMask::all_io, reactor::CloseHook::skip);
     ::close(fd);
@@ -54,9 +44,5 @@ int main(int argc, char** argv) {
         ->Arg(1000)
         ->Arg(10000);
   }
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench::run_benchmarks(argc, argv);
 }

@@ -31,6 +31,8 @@
 #include <string_view>
 #include <vector>
 
+#include "flag_pairs.hpp"
+
 namespace {
 
 // The byte stream of connection c is pattern_[(offset + c * stride) % period]: pseudo-random, so
@@ -316,32 +318,19 @@ class LoadGen {
 };
 
 bool parse(int argc, char** argv, Options& o) {
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view flag = argv[i];
-    const char* v = argv[i + 1];
-    if (flag == "--port")
-      o.port = std::atoi(v);
-    else if (flag == "--conns")
-      o.conns = std::atoi(v);
-    else if (flag == "--depth")
-      o.depth = std::atoi(v);
-    else if (flag == "--size")
-      o.size = static_cast<std::size_t>(std::atol(v));
-    else if (flag == "--idle")
-      o.idle = std::atoi(v);
-    else if (flag == "--seconds")
-      o.seconds = std::atof(v);
-    else if (flag == "--warmup")
-      o.warmup = std::atof(v);
-    else if (flag == "--server-pid")
-      o.server_pid = std::atol(v);
-    else if (flag == "--label")
-      o.label = v;
-    else
-      return false;
-  }
-  return argc % 2 == 1 && o.port > 0 && o.conns > 0 && o.depth > 0 && o.size > 0 &&
-         o.size <= pattern_period && o.seconds > 0;
+  using bench::into;
+  return bench::parse_flag_pairs(argc, argv,
+                                 {{"--port", into(o.port)},
+                                  {"--conns", into(o.conns)},
+                                  {"--depth", into(o.depth)},
+                                  {"--size", into(o.size)},
+                                  {"--idle", into(o.idle)},
+                                  {"--seconds", into(o.seconds)},
+                                  {"--warmup", into(o.warmup)},
+                                  {"--server-pid", into(o.server_pid)},
+                                  {"--label", into(o.label)}}) &&
+         o.port > 0 && o.conns > 0 && o.depth > 0 && o.size > 0 && o.size <= pattern_period &&
+         o.seconds > 0;
 }
 
 }  // namespace

@@ -13,15 +13,6 @@ namespace {
 
 constexpr int item_count = 10000;
 
-class NotifySink final : public reactor::EventHandler {
- public:
-  int handle_input(reactor::Handle) override {
-    ++count;
-    return 0;
-  }
-  int count = 0;
-};
-
 void BM_ReactorPost(benchmark::State& state) {
   reactor::Reactor r;
   int count = 0;
@@ -38,13 +29,12 @@ void BM_ReactorPost(benchmark::State& state) {
 
 void BM_ReactorNotify(benchmark::State& state) {
   reactor::Reactor r;
-  NotifySink sink;
+  bench::Counter sink;
   for (auto _ : state) {
-    sink.count = 0;
     std::thread sender([&r, &sink] {
       for (int i = 0; i < item_count; ++i) (void)r.notify(&sink);
     });
-    while (sink.count < item_count) (void)r.handle_events();
+    bench::run_until_counted(r, sink, item_count);
     sender.join();
   }
   state.SetItemsProcessed(state.iterations() * item_count);

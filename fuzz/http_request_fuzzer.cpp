@@ -5,7 +5,6 @@
 // status codes, and the parser is stateless (the consumed prefix alone parses the same way).
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <string_view>
 
@@ -15,11 +14,7 @@
 namespace {
 
 using fuzz::check;
-
-bool inside(std::string_view part, std::span<const char> whole) {
-  if (part.empty()) return true;  // empty views may point anywhere (or nowhere)
-  return part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size();
-}
+using fuzz::inside;
 
 bool documented_code(std::uint16_t code) {
   switch (code) {
@@ -33,9 +28,8 @@ bool documented_code(std::uint16_t code) {
   }
 }
 
-void check_request(const http::Request& req, std::span<const char> input, std::size_t consumed,
+void check_request(const http::Request& req, std::span<const char> taken,
                    const http::Limits& limits) {
-  const std::span<const char> taken = input.first(consumed);
   check(inside(req.method, taken) && !req.method.empty(), "method outside the request");
   check(inside(req.target, taken) && !req.target.empty(), "target outside the request");
   check(req.header_count <= http::max_header_slots, "header_count over the slots");
@@ -49,44 +43,30 @@ void check_request(const http::Request& req, std::span<const char> input, std::s
 
 // Parses every request at the front of `input` like the server's on_data loop.
 void parse_pipeline(std::span<const char> input, const http::Limits& limits) {
-  http::Request req;
-  for (int round = 0; round < 1000 && !input.empty(); ++round) {
-    const auto r = http::parse_request(input, req, limits);
-    if (r.status == http::ParseStatus::incomplete) {
-      check(r.consumed == 0, "incomplete with consumed bytes");
-      return;
-    }
-    if (r.status == http::ParseStatus::error) {
-      check(documented_code(r.status_code), "error with an undocumented status code");
-      return;
-    }
-    check(r.consumed > 0 && r.consumed <= input.size(), "complete consumed out of range");
-    check_request(req, input, r.consumed, limits);
-    // Stateless: the request's own bytes, in an exactly sized copy, give the same answer.
-    auto copy = std::make_unique<char[]>(r.consumed);
-    std::copy(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(r.consumed), copy.get());
-    http::Request again;
-    const auto r2 = http::parse_request({copy.get(), r.consumed}, again, limits);
-    check(r2.status == http::ParseStatus::complete && r2.consumed == r.consumed,
-          "the consumed prefix alone does not parse the same");
-    check(again.method == req.method && again.target == req.target &&
-              again.header_count == req.header_count && again.body == req.body,
-          "the consumed prefix alone gives another request");
-    input = input.subspan(r.consumed);
-  }
+  fuzz::check_pipeline<http::Request>(
+      input,
+      [&](std::span<const char> bytes, http::Request& req) {
+        return http::parse_request(bytes, req, limits);
+      },
+      [](const http::ParseResult& r) {
+        check(documented_code(r.status_code), "error with an undocumented status code");
+      },
+      [&](const http::Request& req, std::span<const char> taken) {
+        check_request(req, taken, limits);
+      },
+      [](const http::Request& again, const http::Request& req) {
+        check(again.method == req.method && again.target == req.target &&
+                  again.header_count == req.header_count && again.body == req.body,
+              "the consumed prefix alone gives another request");
+      });
 }
+
+// Small limits: they reach the 413 / 414 / 431 paths with short inputs.
+const http::Limits small_limits{
+    .max_request_line = 64, .max_head = 256, .max_headers = 4, .max_body = 32};
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  // An exactly sized heap copy, so a read one past the end trips ASan.
-  auto copy = std::make_unique<char[]>(size);
-  if (size > 0) std::copy(data, data + size, copy.get());
-  const std::span<const char> input(copy.get(), size);
-  parse_pipeline(input, http::Limits{});
-  // Small limits reach the 413 / 414 / 431 paths with short inputs.
-  parse_pipeline(
-      input,
-      http::Limits{.max_request_line = 64, .max_head = 256, .max_headers = 4, .max_body = 32});
-  return 0;
+  return fuzz::run_with_limits(data, size, {http::Limits{}, small_limits}, parse_pipeline);
 }

@@ -14,31 +14,23 @@
 // different reactors may be seen in different orders by different members (there is no global
 // order across threads). Bytes posted to a reactor and not yet delivered are bounded: above
 // 1 MiB the sending clients stop being read until that reactor has caught up.
-#include <signal.h>
-
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "handlers/acceptor.hpp"
-#include "handlers/hand_off.hpp"
 #include "handlers/stream_handler.hpp"
-#include "reactor/reactor.hpp"
 #include "reactor/reactor_pool.hpp"
-#include "sample_args.hpp"
-#include "sample_stats.hpp"
+#include "sample_server.hpp"
 
 namespace {
 
 using reactor::Buffer;
 using reactor::UniqueFd;
 
-constexpr const char* program = "chat_server";
+constexpr sample::Program program{"chat_server"};
 
 class ChatClient;
 class Room;
@@ -190,117 +182,46 @@ void Room::resume_held() {
   for (ChatClient* c : held) c->resume_reading();
 }
 
-// Calls `stop` on SIGINT / SIGTERM: ends the one reactor's loop, or every loop of the pool.
-class Stopper final : public reactor::EventHandler {
- public:
-  explicit Stopper(std::function<void()> stop) : stop_(std::move(stop)) {}
-  int handle_signal(int /*signum*/) override {
-    stop_();
-    return 0;
-  }
-
- private:
-  std::function<void()> stop_;
-};
-
-void print_banner(const reactor::SocketAddress& where, reactor::Backend backend,
-                  std::size_t threads) {
-  std::printf("%s listening on %s (backend %s)%s\n", program, where.to_string().c_str(),
-              std::string(reactor::backend_name(backend)).c_str(),
-              sample::threads_suffix(threads).c_str());
-  std::fflush(stdout);
-}
-
-int cannot_listen(const reactor::SocketAddress& address, std::error_code ec) {
-  std::fprintf(stderr, "%s: cannot listen on %s: %s\n", program, address.to_string().c_str(),
-               ec.message().c_str());
-  return 1;
-}
-
 // --threads 1: one Reactor and one Room on the main thread.
 int serve_single(const sample::ServerArgs& args) {
   Room room;  // outlives the reactor, whose destruction closes the remaining clients
   reactor::Reactor r(args.backend);
-  sample::StatsReporter stats(r, args.stats);
   unsigned next_id = 1;
-  reactor::Acceptor<ChatClient> acceptor(
-      r, [&](auto& rr, UniqueFd socket, const reactor::SocketAddress&) {
-        return std::make_unique<ChatClient>(rr, std::move(socket), room, next_id++);
-      });
-  const auto address = reactor::SocketAddress::loopback_v4(args.port);
-  if (auto ec = acceptor.open(address)) return cannot_listen(address, ec);
-  Stopper stopper([&r] { r.end_event_loop(); });
-  (void)r.register_signal(SIGINT, &stopper);
-  (void)r.register_signal(SIGTERM, &stopper);
-  print_banner(acceptor.local_address(), r.backend(), 1);
-  if (auto ec = r.run_event_loop()) {
-    std::fprintf(stderr, "%s: %s\n", program, ec.message().c_str());
-    return 1;
-  }
-  acceptor.close();
-  return 0;
+  auto make = [&](reactor::Dispatcher& rr, UniqueFd socket) {
+    return std::make_unique<ChatClient>(rr, std::move(socket), room, next_id++);
+  };
+  return sample::serve_on<ChatClient>(program, r, args, make, {.close_listeners_first = true});
 }
 
 // --threads N > 1: a ReactorPool, one Room per reactor, one acceptor on reactor 0 handing each
-// client to the next reactor in turn (reactor::hand_off). Why one acceptor rather than one
+// client to the next reactor in turn (ReactorPool::hand_off). Why one acceptor rather than one
 // SO_REUSEPORT listener per reactor: chat connections are few and long-lived, so the extra post
 // per connection costs nothing, and round-robin spreads even two or three members over the
 // reactors (the kernel's hash does not), which is what makes the cross-reactor path the normal
 // one. User numbers come from one atomic counter.
 int serve_pool(const sample::ServerArgs& args) {
   Hub hub;  // outlives the pool: the reactors' destruction closes clients, which leave rooms
-  reactor::ReactorOptions options;
-  options.backend = args.backend;
-  reactor::ReactorPool pool(args.threads, options);
+  reactor::ReactorPool pool(args.threads, sample::reactor_options(args));
   hub.pool = &pool;
   for (std::size_t i = 0; i < pool.size(); ++i)
     hub.rooms.push_back(std::make_unique<Room>(&hub, i));
   std::atomic<unsigned> next_id{1};
   // The factory runs on the reactor the client was handed to; `r` is that reactor.
-  auto make = [&](auto& r, UniqueFd socket, const reactor::SocketAddress&) {
+  auto make = [&](reactor::Dispatcher& r, UniqueFd socket) {
     std::size_t i = 0;
     while (&pool.at(i) != &r) ++i;
     return std::make_unique<ChatClient>(r, std::move(socket), *hub.rooms[i], next_id.fetch_add(1));
   };
-  reactor::Acceptor<ChatClient> acceptor(pool.at(0), reactor::hand_off<ChatClient>(pool, make));
-  const auto address = reactor::SocketAddress::loopback_v4(args.port);
-  if (auto ec = acceptor.open(address)) return cannot_listen(address, ec);
-  std::vector<std::unique_ptr<sample::StatsReporter<reactor::Reactor>>> stats;
-  for (std::size_t i = 0; i < pool.size(); ++i) {
-    stats.push_back(std::make_unique<sample::StatsReporter<reactor::Reactor>>(
-        pool.at(i), args.stats,
-        "[reactor " + std::to_string(i) + "/" + std::to_string(pool.size()) + "]"));
-  }
-  Stopper stopper([&pool] { pool.end_event_loop(); });
-  (void)pool.at(0).register_signal(SIGINT, &stopper);
-  (void)pool.at(0).register_signal(SIGTERM, &stopper);
-  // The banner comes from the last reactor's thread once it runs: by then every thread of the
-  // pool exists and every signal is watched.
-  (void)pool.post_to(pool.size() - 1,
-                     [where = acceptor.local_address(), backend = pool.at(0).backend(),
-                      n = pool.size()] { print_banner(where, backend, n); });
-  (void)pool.run();  // reactor 0 on this thread, the others on their own; joins them all
-  acceptor.close();
-  for (auto& s : stats) s->finish();  // in reactor order
-  if (auto ec = pool.first_error()) {
-    std::fprintf(stderr, "%s: %s\n", program, ec.message().c_str());
-    return 1;
-  }
-  return 0;
+  return sample::serve_on<ChatClient>(program, pool, args, sample::Spread::hand_off, make,
+                                      {.close_listeners_first = true});
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  sample::ServerArgs args{.port = 7001};
-  sample::ArgParser parser(program,
-                           "A line-based chat room: every line goes to every other client.");
-  sample::add_server_flags(parser, args);
-  if (auto status = parser.parse(argc, argv)) return *status;
-  try {
-    return args.threads == 1 ? serve_single(args) : serve_pool(args);
-  } catch (const std::system_error& e) {
-    std::fprintf(stderr, "%s: %s\n", program, e.what());
-    return 1;
-  }
+  return sample::server_main(program, argc, argv, {.port = 7001},
+                             "A line-based chat room: every line goes to every other client.",
+                             [](const sample::ServerArgs& args) {
+                               return args.threads == 1 ? serve_single(args) : serve_pool(args);
+                             });
 }

@@ -21,11 +21,10 @@
 #include "reactor/futures/executor.hpp"
 #include "reactor/futures/io_futures.hpp"
 #include "reactor/futures/pool_executor.hpp"
-#include "reactor/reactor_pool.hpp"
 #include "reactor/futures/task.hpp"
 #include "reactor/futures/when.hpp"
-#include "sample_args.hpp"
-#include "sample_stats.hpp"
+#include "reactor/reactor_pool.hpp"
+#include "sample_server.hpp"
 
 namespace {
 
@@ -34,6 +33,14 @@ using reactor::Executor;
 using reactor::Listener;
 using reactor::Stream;
 using reactor::Task;
+
+constexpr sample::Program program{.name = "coro_echo_server", .listen_error_names_port = true};
+
+// The line the integration scripts see when a signal ends the server.
+void print_stopping(int signum) {
+  std::printf("%s: signal %d, stopping\n", program.name, signum);
+  std::fflush(stdout);
+}
 
 // Echoes until the client closes or an error occurs; errors end only this connection.
 Task<void> serve(Stream stream) {
@@ -108,14 +115,10 @@ Task<void> accept_here(reactor::UniqueFd fd) {
 using Reporter = sample::StatsReporter<reactor::Reactor>;
 
 int serve_pool(const sample::ServerArgs& args) {
-  reactor::ReactorOptions options;
-  options.backend = args.backend;
-  reactor::ReactorPool pool(args.threads, options);
+  reactor::ReactorPool pool(args.threads, sample::reactor_options(args));
   auto listeners = reuseport_listeners(args.port, args.threads);
   if (!listeners) {
-    std::fprintf(stderr, "coro_echo_server: cannot listen on port %d: %s\n", args.port,
-                 listeners.error().message().c_str());
-    return 1;
+    return program.cannot_listen(reactor::SocketAddress::loopback_v4(args.port), listeners.error());
   }
   sockaddr_in local{};
   socklen_t len = sizeof local;
@@ -131,9 +134,8 @@ int serve_pool(const sample::ServerArgs& args) {
   std::vector<reactor::PoolJoinHandle<void>> setup;
   for (std::size_t i = 0; i < args.threads; ++i) {
     setup.push_back(executor.spawn_on(i, [&stats, &args, i](Executor& e) {
-      stats[i] = std::make_unique<Reporter>(
-          e.reactor(), args.stats,
-          "[reactor " + std::to_string(i) + "/" + std::to_string(args.threads) + "]");
+      stats[i] = std::make_unique<Reporter>(e.reactor(), args.stats,
+                                            sample::reactor_label(i, args.threads));
       return reactor::yield_now();
     }));
     executor.spawn_on(i, accept_here(std::move(listeners.value()[i]))).detach();
@@ -142,13 +144,10 @@ int serve_pool(const sample::ServerArgs& args) {
   // SIGINT and SIGTERM (that task was spawned on it first, and tasks posted to one reactor start
   // in spawn order): a signal sent right after the banner is never fatal.
   for (auto& done : setup) done.get();
-  std::printf("coro_echo_server listening on 127.0.0.1:%d (backend %s)%s\n", ntohs(local.sin_port),
-              std::string(reactor::backend_name(pool.at(0).backend())).c_str(),
-              sample::threads_suffix(args.threads).c_str());
-  std::fflush(stdout);
+  program.print_banner(reactor::SocketAddress::loopback_v4(ntohs(local.sin_port)),
+                       pool.at(0).backend(), sample::threads_suffix(args.threads));
   const int signum = stop.get();  // this thread only waits; the reactors' threads serve
-  std::printf("coro_echo_server: signal %d, stopping\n", signum);
-  std::fflush(stdout);
+  print_stopping(signum);
   // Every task (accept loops, connections) is dropped on its own reactor's thread, and every
   // thread is joined; afterwards this thread may read the reactors.
   executor.shutdown();
@@ -156,40 +155,33 @@ int serve_pool(const sample::ServerArgs& args) {
   return 0;
 }
 
+// --threads 1: one Executor on this thread.
+int serve_single(const sample::ServerArgs& args) {
+  reactor::Reactor r(args.backend);
+  sample::StatsReporter stats(r, args.stats);
+  auto listener = Listener::bind_loopback(r, args.port, SOMAXCONN);
+  if (!listener) {
+    return program.cannot_listen(reactor::SocketAddress::loopback_v4(args.port), listener.error());
+  }
+  Executor executor(r);
+  // Watch the signals before the banner, so a signal sent right after it is not fatal.
+  auto stop = executor.spawn(reactor::wait_signal(r, {SIGINT, SIGTERM}));
+  executor.block_on(reactor::yield_now());
+  program.print_banner(reactor::SocketAddress::loopback_v4(listener.value().port()), r.backend());
+  auto first = executor.block_on(
+      reactor::when_any(accept_loop(executor, listener.value()), std::move(stop)));
+  print_stopping(std::get<1>(first));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  sample::ServerArgs args{.port = 7000};
-  sample::ArgParser parser("coro_echo_server",
-                           "Echoes every byte back, with coroutines (an Executor; --threads N > 1: "
-                           "a PoolExecutor over N reactors).");
-  sample::add_server_flags(parser, args);
-  if (auto status = parser.parse(argc, argv)) return *status;
-  ::signal(SIGPIPE, SIG_IGN);
-
-  try {
-    if (args.threads > 1) return serve_pool(args);
-    reactor::Reactor r(args.backend);
-    sample::StatsReporter stats(r, args.stats);
-    auto listener = Listener::bind_loopback(r, args.port, SOMAXCONN);
-    if (!listener) {
-      std::fprintf(stderr, "coro_echo_server: cannot listen on port %d: %s\n", args.port,
-                   listener.error().message().c_str());
-      return 1;
-    }
-    Executor executor(r);
-    // Watch the signals before the banner, so a signal sent right after it is not fatal.
-    auto stop = executor.spawn(reactor::wait_signal(r, {SIGINT, SIGTERM}));
-    executor.block_on(reactor::yield_now());
-    std::printf("coro_echo_server listening on 127.0.0.1:%d (backend %s)\n",
-                listener.value().port(), std::string(reactor::backend_name(r.backend())).c_str());
-    std::fflush(stdout);
-    auto first = executor.block_on(
-        reactor::when_any(accept_loop(executor, listener.value()), std::move(stop)));
-    std::printf("coro_echo_server: signal %d, stopping\n", std::get<1>(first));
-  } catch (const std::system_error& e) {
-    std::fprintf(stderr, "coro_echo_server: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  return sample::server_main(program, argc, argv, {.port = 7000},
+                             "Echoes every byte back, with coroutines (an Executor; --threads N > "
+                             "1: a PoolExecutor over N reactors).",
+                             [](const sample::ServerArgs& args) {
+                               ::signal(SIGPIPE, SIG_IGN);
+                               return args.threads > 1 ? serve_pool(args) : serve_single(args);
+                             });
 }

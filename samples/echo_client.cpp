@@ -103,18 +103,18 @@ class Deadline final : public reactor::EventHandler {
 
 int main(int argc, char** argv) {
   std::string host = "127.0.0.1";
-  long port = 7000, connections = 10, messages = 100, size = 1024, timeout_s = 30;
+  sample::ClientArgs load;
+  long timeout_s = 30;
   reactor::Backend backend = reactor::Backend::best;
   sample::ArgParser parser("echo_client",
                            "Sends random messages over N connections and checks every echo.");
-  parser.text("--host", host, "ADDRESS", "server address (default 127.0.0.1)")
-      .integer("--port", port, 1, 65535, "N", "server port (default 7000)")
-      .integer("--connections", connections, 1, 1000000, "N", "connections (default 10)")
-      .integer("--messages", messages, 0, 1000000000, "M", "messages per connection (default 100)")
-      .integer("--size", size, 1, 64 << 20, "BYTES", "bytes per message (default 1024)")
+  parser.text("--host", host, "ADDRESS", "server address (default 127.0.0.1)");
+  sample::add_client_flags(parser, load);
+  parser
       .integer("--timeout", timeout_s, 1, 86400, "SECONDS", "give up after this long (default 30)")
       .backend(backend);
   if (auto status = parser.parse(argc, argv)) return *status;
+  const auto [port, connections, messages, size] = load;
   const std::string where = host.find(':') != std::string::npos
                                 ? "[" + host + "]:" + std::to_string(port)
                                 : host + ":" + std::to_string(port);

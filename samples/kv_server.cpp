@@ -7,7 +7,7 @@
 //   kv_server [--port N] [--backend NAME] [--threads N] [--stats]   (port 0: pick a free one)
 //
 // --threads N > 1 runs a ReactorPool: N single-threaded reactors, one thread each; one acceptor
-// hands the connections out in turn (see serve_pool). The store is shared by every connection,
+// hands the connections out in turn (see main). The store is shared by every connection,
 // so with N > 1 each connection executes its batch of commands under one mutex: simple, and
 // correct for the multi-key commands (MSET, MGET, DEL, EXISTS) and DBSIZE / FLUSHALL that
 // sharding by key would have to split across reactors. SIGINT / SIGTERM exit with 0.
@@ -16,27 +16,20 @@
 // TTL PTTL DBSIZE FLUSHALL FLUSHDB CONFIG GET, COMMAND, QUIT.
 #include <signal.h>
 
-#include <cstdio>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "handlers/acceptor.hpp"
-#include "handlers/hand_off.hpp"
 #include "handlers/stream_handler.hpp"
-#include "reactor/reactor.hpp"
-#include "reactor/reactor_pool.hpp"
-#include "sample_args.hpp"
-#include "sample_stats.hpp"
+#include "sample_server.hpp"
 #include "samples/kv/kv_store.hpp"
 #include "samples/kv/resp_parser.hpp"
 
 namespace {
 
-constexpr const char* program = "kv_server";
+constexpr sample::Program program{.name = "kv_server", .listen_error_names_port = true};
 
 const kv::RespLimits limits{};
 
@@ -101,15 +94,10 @@ class KvConnection final : public reactor::StreamHandler {
   std::string out_;                     // replies of one batch; capacity reused
 };
 
-// Calls `stop` on SIGINT / SIGTERM, and purges expired keys on a timer (under `lock`, if any).
-class Housekeeper final : public reactor::EventHandler {
+// Purges expired keys on a timer (under `lock`, if any).
+class Purger final : public reactor::EventHandler {
  public:
-  Housekeeper(std::function<void()> stop, kv::KvStore& store, std::mutex* lock)
-      : stop_(std::move(stop)), store_(store), lock_(lock) {}
-  int handle_signal(int) override {
-    stop_();
-    return 0;
-  }
+  Purger(kv::KvStore& store, std::mutex* lock) : store_(store), lock_(lock) {}
   int handle_timeout(reactor::TimePoint now, const void*) override {
     std::unique_lock<std::mutex> guard;
     if (lock_ != nullptr) guard = std::unique_lock<std::mutex>(*lock_);
@@ -118,103 +106,35 @@ class Housekeeper final : public reactor::EventHandler {
   }
 
  private:
-  std::function<void()> stop_;
   kv::KvStore& store_;
   std::mutex* lock_;
 };
 
-void print_banner(std::uint16_t port, reactor::Backend backend, std::size_t threads) {
-  std::printf("%s listening on 127.0.0.1:%u (backend %s)%s\n", program, port,
-              std::string(reactor::backend_name(backend)).c_str(),
-              sample::threads_suffix(threads).c_str());
-  std::fflush(stdout);
-}
-
-int cannot_listen(std::uint16_t port, std::error_code ec) {
-  std::fprintf(stderr, "%s: cannot listen on port %u: %s\n", program, port, ec.message().c_str());
-  return 1;
-}
-
-// --threads 1: one Reactor on the main thread; the store needs no lock.
-int serve_single(const sample::ServerArgs& args) {
-  kv::KvStore store;  // outlives the reactor, whose destructor closes the connections
-  reactor::Reactor r(args.backend);
-  sample::StatsReporter stats(r, args.stats);
-  reactor::Acceptor<KvConnection> acceptor(
-      r, [&store](auto& rr, reactor::UniqueFd fd, const reactor::SocketAddress&) {
-        return std::make_unique<KvConnection>(rr, std::move(fd), store, nullptr);
-      });
-  if (auto ec = acceptor.open(reactor::SocketAddress::loopback_v4(args.port))) {
-    return cannot_listen(args.port, ec);
-  }
-  Housekeeper keeper([&r] { r.end_event_loop(); }, store, nullptr);
-  (void)r.register_signal(SIGINT, &keeper);
-  (void)r.register_signal(SIGTERM, &keeper);
-  (void)r.schedule_timer(&keeper, nullptr, purge_interval, purge_interval);
-  print_banner(acceptor.local_address().port(), r.backend(), 1);
-  if (auto ec = r.run_event_loop()) {
-    std::fprintf(stderr, "%s: %s\n", program, ec.message().c_str());
-    return 1;
-  }
-  return 0;
-}
-
-// --threads N > 1: a ReactorPool; one acceptor on reactor 0 hands each connection to the next
-// reactor in turn (ReactorPool::hand_off). Why one acceptor rather than one SO_REUSEPORT
-// listener per reactor: key-value clients keep a few long-lived, pipelined connections (a
-// connection pool, redis-benchmark's -c 20), so the accept rate is irrelevant while the spread is
-// not: round-robin puts exactly as many connections on each reactor, where the kernel's hash of
-// the peer's port can put three of four on one. The store is shared under one mutex.
-int serve_pool(const sample::ServerArgs& args) {
-  kv::KvStore store;  // outlives the pool, whose destruction closes the connections
+// --threads N > 1: one acceptor handing the connections out in turn rather than one
+// SO_REUSEPORT listener per reactor, because key-value clients keep a few long-lived, pipelined
+// connections (a connection pool, redis-benchmark's -c 20): the accept rate is irrelevant while
+// the spread is not. Round-robin puts exactly as many connections on each reactor, where the
+// kernel's hash of the peer's port can put three of four on one.
+int serve(const sample::ServerArgs& args) {
+  ::signal(SIGPIPE, SIG_IGN);
+  kv::KvStore store;  // outlives the reactors, whose destruction closes the connections
   std::mutex store_lock;
-  reactor::ReactorOptions options;
-  options.backend = args.backend;
-  reactor::ReactorPool pool(args.threads, options);
-  // The factory runs on the reactor the connection was handed to; `r` is that reactor.
-  auto make = [&](auto& r, reactor::UniqueFd fd, const reactor::SocketAddress&) {
-    return std::make_unique<KvConnection>(r, std::move(fd), store, &store_lock);
-  };
-  reactor::Acceptor<KvConnection> acceptor(pool.at(0), reactor::hand_off<KvConnection>(pool, make));
-  if (auto ec = acceptor.open(reactor::SocketAddress::loopback_v4(args.port))) {
-    return cannot_listen(args.port, ec);
-  }
-  std::vector<std::unique_ptr<sample::StatsReporter<reactor::Reactor>>> stats;
-  for (std::size_t i = 0; i < pool.size(); ++i) {
-    stats.push_back(std::make_unique<sample::StatsReporter<reactor::Reactor>>(
-        pool.at(i), args.stats,
-        "[reactor " + std::to_string(i) + "/" + std::to_string(pool.size()) + "]"));
-  }
-  Housekeeper keeper([&pool] { pool.end_event_loop(); }, store, &store_lock);
-  (void)pool.at(0).register_signal(SIGINT, &keeper);
-  (void)pool.at(0).register_signal(SIGTERM, &keeper);
-  (void)pool.at(0).schedule_timer(&keeper, nullptr, purge_interval, purge_interval);
-  // The banner comes from the last reactor's thread once it runs: by then every thread of the
-  // pool exists and every signal is watched.
-  (void)pool.post_to(pool.size() - 1,
-                     [port = acceptor.local_address().port(), backend = pool.at(0).backend(),
-                      n = pool.size()] { print_banner(port, backend, n); });
-  (void)pool.run();  // reactor 0 on this thread, the others on their own; joins them all
-  for (auto& s : stats) s->finish();  // in reactor order
-  if (auto ec = pool.first_error()) {
-    std::fprintf(stderr, "%s: %s\n", program, ec.message().c_str());
-    return 1;
-  }
-  return 0;
+  std::mutex* const lock = args.threads == 1 ? nullptr : &store_lock;  // one thread: no lock
+  return sample::serve<KvConnection>(
+      program, args, sample::Spread::hand_off,
+      [&store, lock](reactor::Dispatcher& r, reactor::UniqueFd fd) {
+        return std::make_unique<KvConnection>(r, std::move(fd), store, lock);
+      },
+      {.handlers = [&store, lock](reactor::Reactor& r) {
+        auto purger = std::make_unique<Purger>(store, lock);
+        (void)r.schedule_timer(purger.get(), nullptr, purge_interval, purge_interval);
+        return purger;
+      }});
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  sample::ServerArgs args{.port = 6379};
-  sample::ArgParser parser(program, "An in-memory key-value server speaking RESP2 (redis-cli).");
-  sample::add_server_flags(parser, args);
-  if (auto status = parser.parse(argc, argv)) return *status;
-  ::signal(SIGPIPE, SIG_IGN);
-  try {
-    return args.threads == 1 ? serve_single(args) : serve_pool(args);
-  } catch (const std::system_error& e) {
-    std::fprintf(stderr, "%s: %s\n", program, e.what());
-    return 1;
-  }
+  return sample::server_main(program, argc, argv, {.port = 6379},
+                             "An in-memory key-value server speaking RESP2 (redis-cli).", serve);
 }

@@ -209,6 +209,27 @@ inline void add_server_flags(ArgParser& parser, ServerArgs& args) {
       .flag("--stats", args.stats, "print every reactor's statistics at exit (SIGUSR1: any time)");
 }
 
+/// The load both echo clients generate: N connections, each sending M messages of S bytes.
+struct ClientArgs {
+  long port = 7000;  // on 127.0.0.1 unless a client also takes --host
+  long connections = 10;
+  long messages = 100;
+  long size = 1024;
+};
+
+/// Adds --port, --connections, --messages and --size, reading into `args` (whose values are the
+/// defaults).
+inline void add_client_flags(ArgParser& parser, ClientArgs& args) {
+  const auto fallback = [](long value) { return " (default " + std::to_string(value) + ")"; };
+  parser.integer("--port", args.port, 1, 65535, "N", "server port" + fallback(args.port))
+      .integer("--connections", args.connections, 1, 1000000, "N",
+               "connections" + fallback(args.connections))
+      .integer("--messages", args.messages, 0, 1000000000, "M",
+               "messages per connection" + fallback(args.messages))
+      .integer("--size", args.size, 1, 64 << 20, "BYTES",
+               "bytes per message" + fallback(args.size));
+}
+
 /// The banner's thread part: empty for one thread (the banner is then exactly what it was before
 /// --threads existed, which scripts and tests match), else " with N threads".
 inline std::string threads_suffix(std::size_t threads) {

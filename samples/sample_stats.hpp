@@ -7,6 +7,7 @@
 
 #include <signal.h>
 
+#include <cstddef>
 #include <cstring>
 #include <iostream>
 #include <mutex>
@@ -32,6 +33,11 @@ inline bool take_stats_flag(int& argc, char** argv) {
   argc = out;
   argv[argc] = nullptr;
   return found;
+}
+
+/// "[reactor I/N]": the label of reactor `index` of a pool of `count` in the statistics.
+inline std::string reactor_label(std::size_t index, std::size_t count) {
+  return "[reactor " + std::to_string(index) + "/" + std::to_string(count) + "]";
 }
 
 /// Serialises the reporters' writes to stdout (several reactor threads may dump at once).

@@ -7,6 +7,7 @@
 # FUZZ_SECONDS (default 30) is each fuzzer's time budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/failures.sh
 
 seconds=${FUZZ_SECONDS:-30}
 dir=build-fuzz
@@ -27,7 +28,6 @@ ninja -C "$dir" "${fuzzers[@]/#/fuzz/}"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 mkdir -p "$dir/artifacts"
-failed=()
 for f in "${fuzzers[@]}"; do
   seeds=fuzz/corpus/${f%_fuzzer}
   [ -d "$seeds" ] || { echo "fuzz.sh: no seed corpus $seeds" >&2; exit 2; }
@@ -43,13 +43,7 @@ for f in "${fuzzers[@]}"; do
     grep -E '^stat::(number_of_executed_units|peak_rss_mb|new_units_added)' "$log" | tr '\n' ' '
     echo
   else
-    echo "!!! $f failed; last lines of $log:" >&2
-    tail -n 40 "$log" >&2
-    failed+=("$f")
+    record_failure "$f" "$f failed; last lines of $log:" 40 "$log"
   fi
 done
-if [ ${#failed[@]} -gt 0 ]; then
-  echo "=== fuzzers failed: ${failed[*]} (reproducers in $dir/artifacts/) ===" >&2
-  exit 1
-fi
-echo "=== fuzzers passed: ${fuzzers[*]} ==="
+finish "fuzzers failed" "(reproducers in $dir/artifacts/)" "fuzzers passed: ${fuzzers[*]}"

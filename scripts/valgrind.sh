@@ -13,6 +13,7 @@
 # VALGRIND_FILTER overrides it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/failures.sh
 
 dir=${1:-build}
 command -v valgrind >/dev/null || { echo "valgrind.sh: valgrind is not installed" >&2; exit 2; }
@@ -26,7 +27,6 @@ ninja -C "$dir" "${core[@]}" "${protocols[@]}"
 filter=${VALGRIND_FILTER:--*PostFlood*:*NotifyFromManyThreads*:*ThousandsOfHandlers*:*ManyTimers*:*/io_uring:*/kqueue_emulated}
 echo "valgrind.sh: conformance tests filtered with --gtest_filter=$filter (load tests, io_uring and kqueue_emulated left out)"
 
-failed=()
 for t in "${core[@]}" "${protocols[@]}"; do
   args=()
   [ "$t" = tests/core/conformance_test ] && args=(--gtest_filter="$filter")
@@ -39,13 +39,8 @@ for t in "${core[@]}" "${protocols[@]}"; do
     summary=$(grep -E '^\[  PASSED  \]' "$log" | tail -n 1)
     echo "valgrind: $(basename "$t"): 0 errors, 0 leaks; ${summary:-no gtest summary} ($((SECONDS - start)) s)"
   else
-    echo "!!! valgrind: $(basename "$t") failed (valgrind report: $log.vg, test output: $log)" >&2
-    tail -n 30 "$log.vg" "$log" >&2
-    failed+=("$t")
+    record_failure "$t" "valgrind: $(basename "$t") failed (valgrind report: $log.vg, test output: $log)" \
+      30 "$log.vg" "$log"
   fi
 done
-if [ ${#failed[@]} -gt 0 ]; then
-  echo "=== valgrind failed: ${failed[*]} ===" >&2
-  exit 1
-fi
-echo "=== valgrind: all clean ==="
+finish "valgrind failed" "" "valgrind: all clean"

@@ -10,7 +10,6 @@
 #include <boost/asio.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -68,34 +67,12 @@ class Server {
   tcp::acceptor& acceptor_;
 };
 
-// Takes "--threads N" (1..256) out of argv, leaving the rest to bench::parse_server_args; 0 when
-// the value is bad.
-int take_threads(int& argc, char** argv) {
-  int threads = 1;
-  int out = 1;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--threads") == 0) {
-      char* end = nullptr;
-      const long n = i + 1 < argc ? std::strtol(argv[i + 1], &end, 10) : 0;
-      threads = (end != nullptr && *end == '\0' && n >= 1 && n <= 256) ? static_cast<int>(n) : 0;
-      ++i;
-    } else {
-      argv[out++] = argv[i];
-    }
-  }
-  argc = out;
-  return threads;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int threads = take_threads(argc, argv);
   bench::ServerArgs args;
-  if (threads == 0 || !bench::parse_server_args(argc, argv, "asio", args)) {
-    std::fprintf(stderr, "usage: %s [--port N] [--backend asio] [--threads N]\n", argv[0]);
-    return 2;
-  }
+  if (!bench::parse_server_args(argc, argv, "asio", args, true)) return 2;
+  const int threads = args.threads;
   try {
     asio::io_context io(threads);
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(),

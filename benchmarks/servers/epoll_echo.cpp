@@ -104,10 +104,7 @@ class EpollEcho {
 
 int main(int argc, char** argv) {
   bench::ServerArgs args;
-  if (!bench::parse_server_args(argc, argv, "epoll", args)) {
-    std::fprintf(stderr, "usage: %s [--port N] [--backend epoll]\n", argv[0]);
-    return 2;
-  }
+  if (!bench::parse_server_args(argc, argv, "epoll", args)) return 2;
   const int listen_fd = bench::listen_loopback(args.port);
   const int epfd = ::epoll_create1(EPOLL_CLOEXEC);
   if (listen_fd < 0 || epfd < 0) {

@@ -37,10 +37,7 @@ void on_accept(evconnlistener* listener, evutil_socket_t fd, sockaddr*, int, voi
 
 int main(int argc, char** argv) {
   bench::ServerArgs args;
-  if (!bench::parse_server_args(argc, argv, "libevent", args)) {
-    std::fprintf(stderr, "usage: %s [--port N] [--backend libevent]\n", argv[0]);
-    return 2;
-  }
+  if (!bench::parse_server_args(argc, argv, "libevent", args)) return 2;
   ::signal(SIGPIPE, SIG_IGN);
   event_base* base = event_base_new();
   const int fd = bench::listen_loopback(args.port);

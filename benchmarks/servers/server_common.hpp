@@ -15,29 +15,42 @@
 #include <cstring>
 #include <string_view>
 
+#include "../flag_pairs.hpp"
+
 namespace bench {
 
 /// Command-line settings of a comparison server.
 struct ServerArgs {
   int port = 7000;
   std::string_view backend;  // empty: the server's only backend
+  int threads = 1;           // --threads, for the servers that take it
 };
 
-/// Parses --port N and --backend NAME; a backend other than `only` is refused, so a driver
-/// that asks for something a server cannot do fails loudly instead of measuring the wrong thing.
-inline bool parse_server_args(int argc, char** argv, std::string_view only, ServerArgs& out) {
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view flag = argv[i];
-    if (flag == "--port") {
-      out.port = std::atoi(argv[i + 1]);
-    } else if (flag == "--backend") {
-      out.backend = argv[i + 1];
-      if (out.backend != only) return false;
-    } else {
-      return false;
-    }
+/// Parses --port N and --backend NAME, and --threads N (1..256) when `threads_too`; a backend
+/// other than `only` is refused, so a driver that asks for something a server cannot do fails
+/// loudly instead of measuring the wrong thing. On any error prints the usage and returns false
+/// (exit status 2).
+inline bool parse_server_args(int argc, char** argv, std::string_view only, ServerArgs& out,
+                              bool threads_too = false) {
+  const auto backend = [&](const char* value) {
+    out.backend = value;
+    return out.backend == only;
+  };
+  const auto threads = [&](const char* value) {
+    char* end = nullptr;
+    const long n = std::strtol(value, &end, 10);
+    out.threads = static_cast<int>(n);
+    return threads_too && *end == '\0' && n >= 1 && n <= 256;
+  };
+  if (parse_flag_pairs(
+          argc, argv,
+          {{"--port", into(out.port)}, {"--backend", backend}, {"--threads", threads}}) &&
+      out.port >= 0 && out.port <= 65535) {
+    return true;
   }
-  return (argc % 2) == 1 && out.port >= 0 && out.port <= 65535;
+  std::fprintf(stderr, "usage: %s [--port N] [--backend %.*s]%s\n", argv[0],
+               static_cast<int>(only.size()), only.data(), threads_too ? " [--threads N]" : "");
+  return false;
 }
 
 /// A non-blocking listening socket on 127.0.0.1:port (0: any free port), or -1 with errno set.

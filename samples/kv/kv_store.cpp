@@ -29,13 +29,18 @@ std::string_view command_name(std::string_view raw, char (&buf)[16]) {
 void append_ok(std::string& out) { out.append("+OK\r\n"); }
 void append_null(std::string& out) { out.append("$-1\r\n"); }
 
-void append_array_header(std::string& out, std::size_t n) {
-  out.push_back('*');
+// "<kind><n>\r\n": an array's header (*), a bulk string's header ($) or an integer reply (:).
+void append_number_line(std::string& out, char kind, long long n) {
+  out.push_back(kind);
   char digits[24];
   const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
   (void)ec;
   out.append(digits, end);
   out.append("\r\n");
+}
+
+void append_array_header(std::string& out, std::size_t n) {
+  append_number_line(out, '*', static_cast<long long>(n));
 }
 
 // Appends an error that quotes the client's command name, bounded and sanitised.
@@ -99,24 +104,12 @@ bool is_cmd(std::string_view arg, std::string_view upper) {
 }  // namespace
 
 void append_bulk(std::string& out, std::string_view s) {
-  out.push_back('$');
-  char digits[24];
-  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, s.size());
-  (void)ec;
-  out.append(digits, end);
-  out.append("\r\n");
+  append_number_line(out, '$', static_cast<long long>(s.size()));
   out.append(s);
   out.append("\r\n");
 }
 
-void append_integer(std::string& out, long long n) {
-  out.push_back(':');
-  char digits[24];
-  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-  (void)ec;
-  out.append(digits, end);
-  out.append("\r\n");
-}
+void append_integer(std::string& out, long long n) { append_number_line(out, ':', n); }
 
 void append_error(std::string& out, std::string_view text) {
   out.push_back('-');

@@ -21,7 +21,6 @@
 namespace reactor::test {
 namespace {
 
-using std::chrono::milliseconds;
 using namespace std::chrono_literals;
 
 EventMask events_of(const std::vector<ReadyEvent>& got, int fd) {

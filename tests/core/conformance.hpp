@@ -73,6 +73,12 @@ class Probe : public EventHandler {
   bool final_ = false;
 };
 
+/// An on_input hook that reads what is there and keeps the registration.
+inline int drain(Handle fd) {
+  take(fd);
+  return 0;
+}
+
 /// Fixture: a fresh dispatcher on the backend under test: a Reactor, or a ThreadPoolReactor
 /// driven through the same interface (handle_events turns on the test's thread).
 class Conformance : public ::testing::TestWithParam<BackendParam> {

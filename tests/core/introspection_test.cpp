@@ -7,16 +7,12 @@
 namespace reactor::test {
 namespace {
 
-using std::chrono::milliseconds;
 using IntrospectionConformance = Conformance;
 
 TEST_P(IntrospectionConformance, CountersFollowWhatWasDispatched) {
   Pipe p;
   Probe h(p.r.get());
-  h.on_input = [](Handle fd) {
-    take(fd);
-    return 0;
-  };
+  h.on_input = drain;
   Probe t;
   ASSERT_FALSE(r().register_handler(&h, EventMask::read));
   ASSERT_TRUE(r().schedule_timer(&t, nullptr, milliseconds(1)));

@@ -9,7 +9,6 @@
 namespace reactor::test {
 namespace {
 
-using std::chrono::milliseconds;
 using IoConformance = Conformance;
 
 // A loopback TCP listener on an ephemeral port.
@@ -90,10 +89,7 @@ TEST_P(IoConformance, LevelTriggeredUntilDrained) {
 TEST_P(IoConformance, InterestChangesTakeEffect) {
   SocketPair s;
   Probe h(s.a.get());
-  h.on_input = [&](Handle fd) {
-    take(fd);
-    return 0;
-  };
+  h.on_input = drain;
   ASSERT_FALSE(r().register_handler(&h, EventMask::read));
   ASSERT_TRUE(put(s.b.get(), "x"));
   ASSERT_TRUE(run_until(r(), [&] { return h.inputs == 1; }));
@@ -123,10 +119,7 @@ TEST_P(IoConformance, InterestChangesTakeEffect) {
 TEST_P(IoConformance, SuspendStopsDispatchUntilResume) {
   Pipe p;
   Probe h(p.r.get());
-  h.on_input = [&](Handle fd) {
-    take(fd);
-    return 0;
-  };
+  h.on_input = drain;
   ASSERT_FALSE(r().register_handler(&h, EventMask::read));
   ASSERT_FALSE(r().suspend_handler(&h));
   EXPECT_TRUE(r().is_suspended(p.r.get()));
@@ -212,10 +205,7 @@ TEST_P(IoConformance, NegativeReturnRemovesThatEventAndCallsHandleCloseOnce) {
   SocketPair s;
   Probe h(s.a.get());
   h.on_output = [](Handle) { return -1; };
-  h.on_input = [&](Handle fd) {
-    take(fd);
-    return 0;
-  };
+  h.on_input = drain;
   ASSERT_FALSE(r().register_handler(&h, EventMask::read | EventMask::write));
   ASSERT_TRUE(run_until(r(), [&] { return h.closes == 1; }));
   EXPECT_EQ(h.closed_mask, EventMask::write);

@@ -6,7 +6,6 @@
 namespace reactor::test {
 namespace {
 
-using std::chrono::milliseconds;
 using LifetimeConformance = Conformance;
 
 TEST_P(LifetimeConformance, SelfRemovalInCallbackClosesOnce) {

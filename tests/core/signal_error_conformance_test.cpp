@@ -13,7 +13,6 @@
 namespace reactor::test {
 namespace {
 
-using std::chrono::milliseconds;
 using SignalConformance = Conformance;
 using ErrorConformance = Conformance;
 

@@ -7,7 +7,6 @@
 namespace reactor::test {
 namespace {
 
-using std::chrono::milliseconds;
 using ThreadConformance = Conformance;
 
 constexpr int senders = 8;

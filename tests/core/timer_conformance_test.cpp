@@ -5,7 +5,6 @@
 namespace reactor::test {
 namespace {
 
-using std::chrono::milliseconds;
 using TimerConformance = Conformance;
 
 TEST_P(TimerConformance, FireInDueOrderWithTheirArguments) {

@@ -52,7 +52,7 @@ bool readable(int fd) {
 }
 
 // Receives `want` bytes on `c` while running `r` (the server lives on this thread).
-std::string echo_back(Reactor& r, Conn& c, std::size_t want) {
+std::string echo_back(Reactor& r, Client& c, std::size_t want) {
   std::string got;
   (void)run_until(r, [&] {
     if (readable(c.fd())) got += c.receive(want - got.size(), 0ms);
@@ -138,11 +138,11 @@ TEST(InProcessFaults, IdleTimeoutClosesSilentAndStalledClientsOnly) {
   const int port = acceptor.local_address().port();
 
   const auto start = Clock::now();
-  Conn silent(port);   // connects and never sends: what a vanished (half-open) peer looks like
-  Conn stalled(port);  // slowloris: half a request head, then nothing
-  Conn busy(port);     // a good client, active throughout
-  ASSERT_TRUE(silent.ok() && stalled.ok() && busy.ok());
-  ASSERT_TRUE(stalled.send_all("GET / HTTP/1.1\r\nHost: a\r\nX-Slow: "));
+  Client silent(port);   // connects and never sends: what a vanished (half-open) peer looks like
+  Client stalled(port);  // slowloris: half a request head, then nothing
+  Client busy(port);     // a good client, active throughout
+  ASSERT_TRUE(silent.connected() && stalled.connected() && busy.connected());
+  ASSERT_TRUE(stalled.send("GET / HTTP/1.1\r\nHost: a\r\nX-Slow: "));
   ASSERT_TRUE(run_until(r, [&] { return tally.opened == 3; }));
 
   // The good client keeps making requests (each well inside the idle period) while the two
@@ -151,7 +151,7 @@ TEST(InProcessFaults, IdleTimeoutClosesSilentAndStalledClientsOnly) {
   const std::string ok_reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
   int answered = 0;
   while (tally.closed < 2 && Clock::now() - start < 5s) {
-    ASSERT_TRUE(busy.send_all(request));
+    ASSERT_TRUE(busy.send(request));
     ASSERT_TRUE(run_until(
         r, [&] { return readable(busy.fd()); }, 5s));
     const std::string reply = busy.receive(ok_reply.size(), 5s);
@@ -170,7 +170,7 @@ TEST(InProcessFaults, IdleTimeoutClosesSilentAndStalledClientsOnly) {
   EXPECT_TRUE(silent.eof());
   EXPECT_TRUE(stalled.eof());
   EXPECT_GT(answered, 1);
-  ASSERT_TRUE(busy.send_all(request));
+  ASSERT_TRUE(busy.send(request));
   ASSERT_TRUE(run_until(
       r, [&] { return readable(busy.fd()); }, 5s));
   EXPECT_EQ(busy.receive(ok_reply.size(), 5s), ok_reply);
@@ -218,8 +218,8 @@ TEST_P(EintrStorm, EveryEchoedByteArrivesWhileATimerSignalFiresEveryMillisecond)
   std::atomic<bool> done{false};
   std::atomic<std::size_t> received{0};
   std::atomic<std::size_t> mismatches{0};
-  Conn c(port);  // connected through the backlog; owned here so a failure can unblock the client
-  ASSERT_TRUE(c.ok());
+  Client c(port);  // connected through the backlog; owned here so a failure can unblock the client
+  ASSERT_TRUE(c.connected());
   // The client blocks SIGALRM (its writer thread inherits the mask), so every signal interrupts
   // the loop thread.
   std::thread client([&] {
@@ -236,7 +236,7 @@ TEST_P(EintrStorm, EveryEchoedByteArrivesWhileATimerSignalFiresEveryMillisecond)
         for (std::size_t i = 0; i < chunk.size(); ++i) {
           chunk[i] = static_cast<char>((sent + i) * 31 % 251);
         }
-        if (!c.send_all(chunk)) break;
+        if (!c.send(chunk)) break;
       }
       total = sent;
       ::shutdown(c.fd(), SHUT_WR);
@@ -295,10 +295,10 @@ TEST(InProcessFaults, ThrowingServiceStopsTheLoopAndTheReactorStaysUsable) {
   });
   ASSERT_FALSE(acceptor.open(SocketAddress::loopback_v4(0)));
   const int port = acceptor.local_address().port();
-  Conn thrower(port);
-  Conn bystander(port);
+  Client thrower(port);
+  Client bystander(port);
   ASSERT_TRUE(run_until(r, [&] { return tally.opened == 2; }));
-  ASSERT_TRUE(thrower.send_all("boom"));
+  ASSERT_TRUE(thrower.send("boom"));
 
   // Documented behaviour: the exception leaves run_event_loop. A watchdog timer ends the loop
   // if it never comes, so a failure here cannot hang.
@@ -321,7 +321,7 @@ TEST(InProcessFaults, ThrowingServiceStopsTheLoopAndTheReactorStaysUsable) {
   ASSERT_TRUE(thrown) << "the exception did not propagate out of run_event_loop";
 
   // The reactor is usable: the bystander is still served...
-  ASSERT_TRUE(bystander.send_all("still served"));
+  ASSERT_TRUE(bystander.send("still served"));
   EXPECT_EQ(echo_back(r, bystander, 12), "still served");
   // ...and the connection whose hook threw is aborted and released, not leaked half-way.
   ASSERT_TRUE(run_until(
@@ -331,8 +331,8 @@ TEST(InProcessFaults, ThrowingServiceStopsTheLoopAndTheReactorStaysUsable) {
   (void)thrower.receive_all(2s);
   EXPECT_TRUE(thrower.eof());
   // New connections are accepted and served as before.
-  Conn late(port);
-  ASSERT_TRUE(late.send_all("late"));
+  Client late(port);
+  ASSERT_TRUE(late.send("late"));
   EXPECT_EQ(echo_back(r, late, 4), "late");
 }
 
@@ -351,12 +351,12 @@ TEST(InProcessFaults, AcceptorConnectionLimitHoldsNewClientsInTheBacklog) {
       options);
   ASSERT_FALSE(acceptor.open(SocketAddress::loopback_v4(0)));
   const int port = acceptor.local_address().port();
-  std::vector<Conn> conns;
+  std::vector<Client> conns;
   for (int i = 0; i < 5; ++i) {
     conns.emplace_back(port);  // all five complete their handshake into the backlog
-    ASSERT_TRUE(conns.back().ok());
+    ASSERT_TRUE(conns.back().connected());
   }
-  ASSERT_TRUE(conns[3].send_all("wait"));
+  ASSERT_TRUE(conns[3].send("wait"));
   ASSERT_TRUE(run_until(r, [&] { return tally.opened == 3; }));
 
   // A window in which nothing may change: the two others stay in the backlog, and the loop does
@@ -379,7 +379,7 @@ TEST(InProcessFaults, AcceptorConnectionLimitHoldsNewClientsInTheBacklog) {
   conns[2].close();
   ASSERT_TRUE(run_until(r, [&] { return tally.opened == 5 && acceptor.connections() == 2; }));
   EXPECT_FALSE(acceptor.at_limit());
-  ASSERT_TRUE(conns[4].send_all("last"));
+  ASSERT_TRUE(conns[4].send("last"));
   EXPECT_EQ(echo_back(r, conns[4], 4), "last");
   std::printf(
       "connection limit 3: 5 clients, 2 held in the backlog for 300 ms (%llu loop "

@@ -15,15 +15,6 @@
 namespace faults {
 namespace {
 
-// Skips the test when the binary is not given (run outside meson test).
-#define REQUIRE_BINARY(path, var)    \
-  const std::string path = env(var); \
-  if (path.empty()) GTEST_SKIP() << var " is not set (run the test through meson)"
-
-// Checks that a started server printed its banner.
-#define ASSERT_STARTED(server) \
-  ASSERT_GT(server.port(), 0) << "no banner from the server: '" << server.banner() << "'"
-
 std::vector<std::string> with_port0(std::vector<std::string> argv) {
   argv.insert(argv.end(), {"--port", "0"});
   return argv;
@@ -53,7 +44,7 @@ TEST(ServerFaults, EchoSurvivesDescriptorExhaustionWithoutSpinning) {
   // under UBSan: its vptr check inspects memory through a pipe the first time it meets a type,
   // and with no descriptor left it reports a false "invalid vptr" on the first connection freed.
   {
-    Conn warm(server.port());
+    Client warm(server.port());
     ASSERT_TRUE(echoes(warm, "warm-up"));
   }
   ASSERT_LE(
@@ -62,10 +53,10 @@ TEST(ServerFaults, EchoSurvivesDescriptorExhaustionWithoutSpinning) {
 
   // Every connect succeeds (the kernel completes handshakes into the backlog); the server accepts
   // until it runs out of descriptors.
-  std::vector<Conn> conns;
+  std::vector<Client> conns;
   for (int i = 0; i < clients; ++i) {
     conns.emplace_back(server.port());
-    ASSERT_TRUE(conns.back().ok()) << "connect " << i;
+    ASSERT_TRUE(conns.back().connected()) << "connect " << i;
   }
   ASSERT_TRUE(echoes(conns.front(), "first")) << "an accepted connection must still be served";
   const int at_limit = wait_for([&] { return fd_count(server.pid()); },
@@ -100,7 +91,7 @@ TEST(ServerFaults, EchoSurvivesDescriptorExhaustionWithoutSpinning) {
   EXPECT_TRUE(echoes(conns.back(), "from the backlog", 15s))
       << "a connection that waited in the backlog is served once descriptors are free";
   conns.clear();
-  Conn fresh(server.port());
+  Client fresh(server.port());
   EXPECT_TRUE(echoes(fresh, "fresh"));
   fresh.close();
   const int after =
@@ -123,20 +114,20 @@ void reset_storm(ServerProcess& server, const std::string& request, const std::s
     std::printf("sanitized build: reset storm shortened to %d00 connections\n", rounds);
   int opened = 0;
   for (int round = 0; round < rounds; ++round) {
-    std::vector<Conn> conns;
+    std::vector<Client> conns;
     for (int i = 0; i < 100; ++i) {
       conns.emplace_back(server.port());
-      if (!conns.back().ok()) continue;
+      if (!conns.back().connected()) continue;
       ++opened;
-      (void)conns.back().send_all(request);
+      (void)conns.back().send(request);
     }
     for (auto& c : conns) c.reset();
   }
   EXPECT_EQ(opened, rounds * 100);
   ASSERT_TRUE(server.running()) << "the server died in the reset storm (SIGPIPE?)";
-  Conn fresh(server.port());
-  ASSERT_TRUE(fresh.ok());
-  ASSERT_TRUE(fresh.send_all(probe));
+  Client fresh(server.port());
+  ASSERT_TRUE(fresh.connected());
+  ASSERT_TRUE(fresh.send(probe));
   const std::string reply = fresh.receive(expect_prefix.size());
   EXPECT_EQ(reply, expect_prefix);
   fresh.close();
@@ -169,9 +160,9 @@ TEST(ServerFaults, HttpSurvivesPeerResetStorm) {
 
 // Sends `request` on a new connection; returns the reply and whether the server then closed.
 std::pair<std::string, bool> answer_then_close(int port, const std::string& request) {
-  Conn c(port);
-  if (!c.ok()) return {"(connect failed)", false};
-  (void)c.send_all(request);  // the server may close before taking it all: that is fine
+  Client c(port);
+  if (!c.connected()) return {"(connect failed)", false};
+  (void)c.send(request);  // the server may close before taking it all: that is fine
   std::string reply = c.receive_all(10s);
   return {reply, c.eof()};
 }
@@ -203,8 +194,8 @@ TEST(ServerFaults, HttpAnswersOversizedRequestsAndCloses) {
     EXPECT_EQ(reply.substr(0, 12), k.status) << k.what << ": " << reply.substr(0, 80);
     EXPECT_TRUE(closed) << k.what << ": the server must close after the error";
   }
-  Conn fresh(server.port());
-  ASSERT_TRUE(fresh.send_all("GET /health HTTP/1.1\r\nHost: a\r\n\r\n"));
+  Client fresh(server.port());
+  ASSERT_TRUE(fresh.send("GET /health HTTP/1.1\r\nHost: a\r\n\r\n"));
   EXPECT_EQ(fresh.receive(12), "HTTP/1.1 200");
   fresh.close();
   const int after =
@@ -221,8 +212,8 @@ TEST(ServerFaults, KvAnswersOversizedBulkAndCloses) {
       server.port(), "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n" + std::string(4096, 'b'));
   EXPECT_EQ(reply.substr(0, 4), "-ERR") << reply.substr(0, 80);
   EXPECT_TRUE(closed);
-  Conn fresh(server.port());
-  ASSERT_TRUE(fresh.send_all("*1\r\n$4\r\nPING\r\n"));
+  Client fresh(server.port());
+  ASSERT_TRUE(fresh.send("*1\r\n$4\r\nPING\r\n"));
   EXPECT_EQ(fresh.receive(7), "+PONG\r\n");
   EXPECT_EQ(server.stop(), 0);
 }
@@ -231,19 +222,19 @@ TEST(ServerFaults, ChatDisconnectsAnEndlessLineAndTheRoomGoesOn) {
   REQUIRE_BINARY(chat_server_path, "CHAT_SERVER");
   ServerProcess server(with_port0({chat_server_path}));
   ASSERT_STARTED(server);
-  Conn talker(server.port());
-  Conn listener(server.port());
-  Conn flooder(server.port());
+  Client talker(server.port());
+  Client listener(server.port());
+  Client flooder(server.port());
   // Each gets its welcome line first; reading it also proves all three joined.
-  for (Conn* c : {&talker, &listener, &flooder}) {
+  for (Client* c : {&talker, &listener, &flooder}) {
     const std::string welcome = c->receive(14);  // "welcome userN\n" (N is one digit here)
     ASSERT_EQ(welcome.substr(0, 12), "welcome user") << welcome;
   }
   // 1 MiB without a newline: over the server's 8 KiB line limit.
-  (void)flooder.send_all(std::string(1 << 20, 'x'));
+  (void)flooder.send(std::string(1 << 20, 'x'));
   (void)flooder.receive_all(10s);
   EXPECT_TRUE(flooder.eof()) << "the flooding client must be disconnected";
-  ASSERT_TRUE(talker.send_all("still here\n"));
+  ASSERT_TRUE(talker.send("still here\n"));
   const std::string line = listener.receive(18);  // "userN: still here\n"
   EXPECT_NE(line.find(": still here\n"), std::string::npos) << line.substr(0, 200);
   EXPECT_EQ(line.find("xxxx"), std::string::npos) << "no part of the endless line is broadcast";

@@ -7,8 +7,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <random>
@@ -16,9 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "child_process.hpp"
 #include "futures_support.hpp"
-
-extern char** environ;
 
 namespace reactor::test {
 namespace {
@@ -35,98 +32,6 @@ struct ServerParam {
 };
 
 void PrintTo(const ServerParam& p, std::ostream* os) { *os << p.name(); }
-
-// A launched server: its pid and port, stopped with SIGTERM.
-class ServerProcess {
- public:
-  ServerProcess(const std::string& path, const std::string& backend, int threads = 1) {
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) return;
-    read_end_.reset(out[0]);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    std::vector<std::string> args = {path, "--port", "0", "--backend", backend};
-    if (threads > 1) {
-      args.insert(args.end(), {"--threads", std::to_string(threads), "--stats"});
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int rc = ::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    if (rc != 0) {
-      pid_ = -1;
-      return;
-    }
-    banner_ = read_line(read_end_.get(), std::chrono::seconds(10));
-    const auto colon = banner_.find("127.0.0.1:");
-    if (colon != std::string::npos) port_ = std::atoi(banner_.c_str() + colon + 10);
-  }
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  ServerProcess(const ServerProcess&) = delete;
-  ServerProcess& operator=(const ServerProcess&) = delete;
-
-  [[nodiscard]] int port() const { return port_; }
-  [[nodiscard]] const std::string& banner() const { return banner_; }
-
-  // SIGTERM, then a bounded wait for the exit; the exit status, or -1.
-  int terminate() {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = Clock::now() + std::chrono::seconds(10);
-    int status = 0;
-    while (Clock::now() < deadline) {
-      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      ::poll(nullptr, 0, 5);  // a bounded wait for the child to exit, polled
-    }
-    return -1;
-  }
-
-  // After terminate(): what the server wrote after its banner, up to its exit.
-  std::string rest_of_output() {
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      pollfd p{read_end_.get(), POLLIN, 0};
-      if (::poll(&p, 1, 10000) <= 0) break;  // bounded: the server has exited by now
-      const ssize_t n = ::read(read_end_.get(), buf, sizeof buf);
-      if (n <= 0) break;
-      out.append(buf, static_cast<std::size_t>(n));
-    }
-    return out;
-  }
-
- private:
-  static std::string read_line(int fd, Duration limit) {
-    std::string line;
-    const auto deadline = Clock::now() + limit;
-    while (Clock::now() < deadline) {
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      char c = 0;
-      if (::read(fd, &c, 1) != 1) break;
-      if (c == '\n') break;
-      line.push_back(c);
-    }
-    return line;
-  }
-
-  UniqueFd read_end_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-  std::string banner_;
-};
 
 // One client connection: sends its payload in random chunks while reading the echo back.
 struct Conn {
@@ -201,7 +106,9 @@ TEST_P(EchoIntegrityTest, ConcurrentRandomPayloadsComeBackIntactAndSigtermExitsZ
   const char* path = std::getenv(GetParam().binary_env.c_str());
   if (path == nullptr || *path == '\0') GTEST_SKIP() << GetParam().binary_env << " not set";
   const int threads = GetParam().threads;
-  ServerProcess server(path, GetParam().backend, threads);
+  std::vector<std::string> extra;
+  if (threads > 1) extra = {"--threads", std::to_string(threads), "--stats"};
+  child::ServerProcess server(path, GetParam().backend, extra);
   ASSERT_GT(server.port(), 0) << "banner: " << server.banner();
   EXPECT_EQ(server.banner(),
             GetParam().banner + " listening on 127.0.0.1:" + std::to_string(server.port()) +
@@ -211,11 +118,11 @@ TEST_P(EchoIntegrityTest, ConcurrentRandomPayloadsComeBackIntactAndSigtermExitsZ
     std::string failure;
     EXPECT_TRUE(run_clients(server.port(), 64, 1000 + round, failure)) << failure;
   }
-  EXPECT_EQ(server.terminate(), 0);  // every thread stopped, or the process would not exit 0
+  EXPECT_EQ(server.stop(SIGTERM), 0);  // every thread stopped, or the process would not exit 0
   if (threads == 1) return;
   // --stats: one block per reactor, each reporting the input events it dispatched. 128
   // connections spread by SO_REUSEPORT leave no reactor idle (odds 2^-127 per reactor).
-  const std::string stats = server.rest_of_output();
+  const std::string stats = child::read_until_eof(server.output_fd(), child::Clock::now() + 10s);
   for (int i = 0; i < threads; ++i) {
     const std::string label = "[reactor " + std::to_string(i) + "/" + std::to_string(threads) + "]";
     const auto at = stats.find(label);

@@ -3,11 +3,11 @@
 // steady state of a stream makes no kernel interest changes.
 #include <signal.h>
 
-#include <random>
 #include <string>
 #include <vector>
 
 #include "futures_support.hpp"
+#include "loopback_client.hpp"
 #include "sigpipe_support.hpp"
 
 namespace reactor::test {
@@ -15,12 +15,7 @@ namespace {
 
 using IoFuturesTest = FuturesTest;
 
-std::string random_bytes(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
-}
+using loopback::random_bytes;
 
 TEST_P(IoFuturesTest, ReadableFdIsOneShotAndLeavesNoRegistration) {
   Pipe p;

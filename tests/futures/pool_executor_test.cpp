@@ -29,25 +29,6 @@ constexpr auto limit = 60s;  // generous for TSan; a correct run takes milliseco
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-// A counter other threads bump; the test thread waits (bounded) for a value.
-class Counter {
- public:
-  void bump() {
-    std::lock_guard lock(mutex_);
-    ++count_;
-    cv_.notify_all();
-  }
-  bool wait_for(int n, Duration wait = limit) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, wait, [&] { return count_ >= n; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  int count_ = 0;
-};
-
 // A one-shot gate that any thread may open; wait() is a future that completes once it is open.
 class Gate {
   struct State {
@@ -130,12 +111,12 @@ struct Observed {
   using value_type = future_value_t<F>;
   F inner;
   std::atomic<int>* polls;
-  Counter* pending;
+  Tally* pending;
   bool reported = false;
   Poll<value_type> poll(const Waker& waker) {
     polls->fetch_add(1);
     auto r = inner.poll(waker);
-    if (!r && !std::exchange(reported, true)) pending->bump();
+    if (!r && !std::exchange(reported, true)) pending->add();
     return r;
   }
 };
@@ -311,7 +292,7 @@ Task<std::pair<int, Place>> gated_value(PoolExecutor* p, Gate::Wait gate, int va
 
 Task<std::pair<std::pair<int, Place>, Place>> awaiter(PoolExecutor* p,
                                                       PoolJoinHandle<std::pair<int, Place>> h,
-                                                      std::atomic<int>* polls, Counter* pending) {
+                                                      std::atomic<int>* polls, Tally* pending) {
   // A named local: GCC 12 copies the bits of a moved-from member (without its move constructor)
   // when an aggregate is brace-initialised inside a co_await operand.
   Observed<PoolJoinHandle<std::pair<int, Place>>> watched{std::move(h), polls, pending};
@@ -325,7 +306,7 @@ TEST_P(PoolExecutorTest, TaskOnOneReactorAwaitsATaskOnAnotherAndResumesOnItsOwn)
   for (auto [from, to] : {std::pair<std::size_t, std::size_t>{0, 1}, {n - 1, 0}}) {
     Gate gate;
     std::atomic<int> polls{0};
-    Counter pending;
+    Tally pending{limit};
     auto inner = ex_.spawn_on(to, gated_value(&ex_, gate.wait(), 42));
     auto outer = ex_.spawn_on(from, awaiter(&ex_, std::move(inner), &polls, &pending));
     // The awaiter is suspended on the other reactor's pending task before the gate opens, so
@@ -432,15 +413,15 @@ TEST_P(PoolExecutorTest, BlockingCallsAreRefusedInsideATask) {
 
 // ---- cancellation and dropped handles -----------------------------------------------------------
 
-Task<void> sleeps_for_an_hour(ProbeLog* log, Counter* started) {
+Task<void> sleeps_for_an_hour(ProbeLog* log, Tally* started) {
   Probe probe(log);
-  started->bump();
+  started->add();
   co_await sleep_for(Executor::current()->reactor(), std::chrono::hours(1));
 }
 
 TEST_P(PoolExecutorTest, CancelFromAnotherReactorDropsTheTaskOnItsOwnThread) {
   ProbeLog log;
-  Counter started;
+  Tally started{limit};
   auto sleeper = ex_.spawn_on(1, sleeps_for_an_hour(&log, &started));
   ASSERT_TRUE(started.wait_for(1));
   auto canceller = ex_.spawn_on(0, [](PoolJoinHandle<void> h) -> Task<std::error_code> {
@@ -599,23 +580,23 @@ TEST_P(PoolExecutorIoTest, TasksDoSocketIoOnTheirOwnReactors) {
 // ---- shutdown ----------------------------------------------------------------------------------
 
 // Waits for data that never comes on a socket of its own reactor.
-Task<void> reads_forever(ProbeLog* log, Counter* started, UniqueFd fd) {
+Task<void> reads_forever(ProbeLog* log, Tally* started, UniqueFd fd) {
   Probe probe(log);
   Stream s(Executor::current()->reactor(), std::move(fd));
   std::array<char, 16> buf;
-  started->bump();
+  started->add();
   (void)co_await s.read_some(buf);
 }
 
-Task<void> awaits_forever(ProbeLog* log, Counter* started, PoolJoinHandle<void> other) {
+Task<void> awaits_forever(ProbeLog* log, Tally* started, PoolJoinHandle<void> other) {
   Probe probe(log);
-  started->bump();
+  started->add();
   co_await std::move(other);
 }
 
-Task<void> gated(ProbeLog* log, Counter* started, Gate::Wait g) {
+Task<void> gated(ProbeLog* log, Tally* started, Gate::Wait g) {
   Probe probe(log);
-  started->bump();
+  started->add();
   co_await std::move(g);
 }
 
@@ -638,7 +619,7 @@ TEST_P(PoolExecutorTest, DestroyingThePoolExecutorWithSuspendedTasksIsClean) {
   std::vector<std::thread::id> threads;
   for (std::size_t i = 0; i < n; ++i) threads.push_back(thread_of(*ex, i));
   ProbeLog log;
-  Counter started;
+  Tally started{limit};
   Gate never;
   std::vector<SocketPair> sockets(n);
   std::vector<PoolJoinHandle<void>> handles;
@@ -699,8 +680,8 @@ TEST_P(PoolExecutorIoTest, ServesEachNewSetOfThreadsOfAPoolThatRanBefore) {
   constexpr std::size_t n = 2;
   ReactorPool pool(n, GetParam().make);
   ASSERT_FALSE(pool.start());
-  Counter ran;
-  for (std::size_t i = 0; i < n; ++i) ASSERT_FALSE(pool.post_to(i, [&] { ran.bump(); }));
+  Tally ran;
+  for (std::size_t i = 0; i < n; ++i) ASSERT_FALSE(pool.post_to(i, [&] { ran.add(); }));
   const bool all_ran = ran.wait_for(static_cast<int>(n));
   pool.end_event_loop();
   pool.join();

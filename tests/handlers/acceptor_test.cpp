@@ -10,7 +10,6 @@
 namespace reactor::test {
 namespace {
 
-using std::chrono::milliseconds;
 using AcceptorTest = HandlerTest;
 
 // Connects `n` clients to `address`, has each send its own payload, and checks every echo.

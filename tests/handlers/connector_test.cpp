@@ -9,7 +9,6 @@
 namespace reactor::test {
 namespace {
 
-using std::chrono::milliseconds;
 using ConnectorTest = HandlerTest;
 
 TEST_P(ConnectorTest, ConnectsAndTheHandlerTalksToTheServer) {

@@ -19,6 +19,7 @@
 #include "handlers/connector.hpp"
 #include "handlers/socket_address.hpp"
 #include "handlers/stream_handler.hpp"
+#include "loopback_client.hpp"
 #include "test_support.hpp"
 
 namespace reactor::test {
@@ -126,18 +127,7 @@ inline bool pump_in(int fd, std::string& in) {
   }
 }
 
-/// Deterministic pseudo-random bytes.
-inline std::string random_bytes(std::size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  std::uint32_t x = seed * 2654435761U + 1;
-  for (auto& c : s) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c = static_cast<char>(x);
-  }
-  return s;
-}
+using loopback::random_bytes;
 
 /// Fixture: a fresh Reactor on the backend under test.
 class HandlerTest : public ::testing::TestWithParam<BackendParam> {

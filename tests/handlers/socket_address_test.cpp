@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <cstdint>
+
 #include "handlers/buffer.hpp"
 #include "handlers/socket_address.hpp"
 #include "handlers/stream_handler.hpp"
@@ -9,22 +11,23 @@
 namespace reactor {
 namespace {
 
-TEST(SocketAddress, ParsesAndPrintsIpv4) {
-  auto a = SocketAddress::parse("127.0.0.1:8080");
-  ASSERT_TRUE(a);
-  EXPECT_EQ(a.value().family(), AF_INET);
-  EXPECT_EQ(a.value().port(), 8080);
-  EXPECT_EQ(a.value().to_string(), "127.0.0.1:8080");
-  EXPECT_EQ(a.value(), SocketAddress::loopback_v4(8080));
-}
-
-TEST(SocketAddress, ParsesAndPrintsIpv6) {
-  auto a = SocketAddress::parse("[::1]:9");
-  ASSERT_TRUE(a);
-  EXPECT_EQ(a.value().family(), AF_INET6);
-  EXPECT_EQ(a.value().port(), 9);
-  EXPECT_EQ(a.value().to_string(), "[::1]:9");
-  EXPECT_EQ(a.value(), SocketAddress::loopback_v6(9));
+TEST(SocketAddress, ParsesAndPrintsIpv4AndIpv6) {
+  struct Case {
+    const char* text;
+    int family;
+    std::uint16_t port;
+    SocketAddress same;
+  };
+  for (const Case& c : {Case{"127.0.0.1:8080", AF_INET, 8080, SocketAddress::loopback_v4(8080)},
+                        Case{"[::1]:9", AF_INET6, 9, SocketAddress::loopback_v6(9)}}) {
+    SCOPED_TRACE(c.text);
+    auto a = SocketAddress::parse(c.text);
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a.value().family(), c.family);
+    EXPECT_EQ(a.value().port(), c.port);
+    EXPECT_EQ(a.value().to_string(), c.text);
+    EXPECT_EQ(a.value(), c.same);
+  }
 }
 
 TEST(SocketAddress, ParsesUnixPaths) {

@@ -12,7 +12,6 @@
 namespace reactor::test {
 namespace {
 
-using std::chrono::milliseconds;
 using StreamHandlerTest = HandlerTest;
 
 TEST_P(StreamHandlerTest, CallerOwnedHandlerEchoesOverASocketPair) {

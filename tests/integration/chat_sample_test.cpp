@@ -13,22 +13,10 @@
 #include <memory>
 #include <regex>
 
-#include "sample_server_process.hpp"
+#include "sample_process.hpp"
 
 namespace sample_test {
 namespace {
-
-class ChatSample : public ::testing::TestWithParam<ServerConfig> {
- protected:
-  std::string server_path() const { return env("CHAT_SERVER"); }
-  const std::string& backend() const { return GetParam().backend; }
-  // The server under test, with `extra` arguments after the configuration's own.
-  std::unique_ptr<SampleServer> start(std::vector<std::string> extra = {}) const {
-    std::vector<std::string> args = GetParam().extra_args();
-    args.insert(args.end(), extra.begin(), extra.end());
-    return std::make_unique<SampleServer>(server_path(), backend(), args);
-  }
-};
 
 // Receives until `text` has arrived (bounded).
 std::string wait_for(Client& c, const std::string& text) {
@@ -36,9 +24,19 @@ std::string wait_for(Client& c, const std::string& text) {
       [&](const std::string& got) { return got.find(text) != std::string::npos; });
 }
 
+class ChatSample : public SampleServerTest<ServerConfig> {
+ protected:
+  ChatSample() : SampleServerTest("CHAT_SERVER", false) {}
+  // A new member of the room, once it has been welcomed.
+  Client join() {
+    Client c = connect();
+    wait_for(c, "welcome");
+    return c;
+  }
+};
+
 TEST_P(ChatSample, LinesFromRealClientsReachEveryoneElse) {
-  auto server_ptr = start();
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = start();
   ASSERT_GT(server.port(), 0) << server.banner();
   EXPECT_TRUE(std::regex_match(server.banner(),
                                std::regex("chat_server listening on 127\\.0\\.0\\.1:[0-9]+ "
@@ -47,11 +45,9 @@ TEST_P(ChatSample, LinesFromRealClientsReachEveryoneElse) {
       << server.banner();
   // One after the other: with several reactors, user numbers follow the order in which the
   // reactors took their clients over, which is the connection order only when they wait.
-  Client a(server.port());
-  ASSERT_TRUE(a.connected());
+  Client a = connect();
   EXPECT_NE(wait_for(a, "welcome user1\n").find("welcome user1\n"), std::string::npos);
-  Client b(server.port());
-  ASSERT_TRUE(b.connected());
+  Client b = connect();
   EXPECT_NE(wait_for(b, "welcome user2\n").find("welcome user2\n"), std::string::npos);
   const std::string port = std::to_string(server.port());
   auto nc = run({"nc", "-N", "127.0.0.1", port}, 10s, "hello from nc\n");
@@ -75,25 +71,16 @@ TEST_P(ChatSample, LinesFromRealClientsReachEveryoneElse) {
 }
 
 TEST_P(ChatSample, ClientThatNeverReadsIsCutOffAndMemoryStaysBounded) {
-  auto server_ptr = start();
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = start();
   ASSERT_GT(server.port(), 0);
   const long rss_before = server.rss_kib();
   // Two slow clients: connected, never read. With two reactors taking clients in turn, slow 1
   // and the talker share reactor 0 and the reader and slow 2 are on reactor 1, so the talker's
   // lines reach slow 2 and the reader through the other reactor.
-  Client slow1(server.port());
-  ASSERT_TRUE(slow1.connected());
-  wait_for(slow1, "welcome");
-  Client reader(server.port());
-  ASSERT_TRUE(reader.connected());
-  wait_for(reader, "welcome");
-  Client talker(server.port());
-  ASSERT_TRUE(talker.connected());
-  wait_for(talker, "welcome");
-  Client slow2(server.port());
-  ASSERT_TRUE(slow2.connected());
-  wait_for(slow2, "welcome");
+  Client slow1 = join();
+  Client reader = join();
+  Client talker = join();
+  Client slow2 = join();
   // The talker sends 16 MiB of lines; the reader keeps up; the slow one does not read at all.
   const std::string line = std::string(1000, 'c') + "\n";
   std::string batch;
@@ -153,8 +140,7 @@ struct Member {
 };
 
 TEST_P(ChatSample, MembersOnEveryReactorHearEachOtherAndStatsShowWhereTheyAre) {
-  auto server_ptr = start({"--stats"});
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = start({"--stats"});
   ASSERT_GT(server.port(), 0) << server.banner();
   const int threads = GetParam().threads;
   // Four members, each connected after the previous one was welcomed: clients are handed to the
@@ -208,8 +194,7 @@ TEST_P(ChatSample, FloodTowardsABusyReactorIsPacedAndEveryLineArrives) {
   // The talker alone on reactor 0 and 20 readers on reactor 1 (every other client is a filler
   // that leaves at once): reactor 1 has 20 sends per line to reactor 0's one read, so lines
   // posted to it pile up unless the senders are paused. With one thread it is one room.
-  auto server_ptr = start();
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = start();
   ASSERT_GT(server.port(), 0) << server.banner();
   Member talker(server.port());
   ASSERT_TRUE(talker.heard("welcome user1\n"));
@@ -265,7 +250,9 @@ TEST_P(ChatSample, FloodTowardsABusyReactorIsPacedAndEveryLineArrives) {
   for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], expected) << "reader " << i;
   // Paced, reactor 1's queue of posts stays near its 1 MiB mark (the server grew by about
   // 0.2-0.7 MiB in our runs); unpaced, the flood waited there and the server grew by 4-8 MiB.
-  if (!sanitized) EXPECT_LT(rss_after - rss_before, 3 * 1024);
+  if (!sanitized) {
+    EXPECT_LT(rss_after - rss_before, 3 * 1024);
+  }
   EXPECT_EQ(server.stop(SIGTERM), 0);
 }
 

@@ -11,22 +11,15 @@
 #include <memory>
 #include <regex>
 
-#include "sample_server_process.hpp"
+#include "sample_process.hpp"
 
 namespace sample_test {
 namespace {
 
-class EchoSample : public ::testing::TestWithParam<ServerConfig> {
+class EchoSample : public SampleServerTest<ServerConfig> {
  protected:
-  std::string server_path() const { return env("ECHO_SERVER"); }
+  EchoSample() : SampleServerTest("ECHO_SERVER", false) {}
   std::string client_path() const { return env("ECHO_CLIENT"); }
-  const std::string& backend() const { return GetParam().backend; }
-  // The server under test, with `extra` arguments after the configuration's own.
-  std::unique_ptr<SampleServer> start(std::vector<std::string> extra = {}) const {
-    std::vector<std::string> args = GetParam().extra_args();
-    args.insert(args.end(), extra.begin(), extra.end());
-    return std::make_unique<SampleServer>(server_path(), backend(), args);
-  }
 };
 
 // Drives `fds` (non-blocking, one payload each) until every echo is complete, or the deadline.
@@ -76,8 +69,7 @@ int pump_all(const std::vector<int>& fds, const std::vector<std::string>& out,
 }
 
 TEST_P(EchoSample, BannerRealClientsAndCleanExitOnSigterm) {
-  auto server_ptr = start();
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = start();
   ASSERT_GT(server.port(), 0) << "banner: " << server.banner();
   EXPECT_TRUE(std::regex_match(server.banner(),
                                std::regex("echo_server listening on 127\\.0\\.0\\.1:[0-9]+ "
@@ -95,8 +87,7 @@ TEST_P(EchoSample, BannerRealClientsAndCleanExitOnSigterm) {
 }
 
 TEST_P(EchoSample, EchoClientVerifiesEveryEchoAndServerExitsOnSigint) {
-  auto server_ptr = start();
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = start();
   ASSERT_GT(server.port(), 0) << "banner: " << server.banner();
   const int messages = sanitized ? 20 : 100;
   auto client =
@@ -113,8 +104,7 @@ TEST_P(EchoSample, EchoClientFailsAgainstAServerThatIsNotThere) {
   // A port nobody listens on: the client must say so and exit non-zero (its check can fail).
   int port = 0;
   {
-    auto server_ptr = start();
-    SampleServer& server = *server_ptr;
+    ServerProcess& server = start();
     port = server.port();
     ASSERT_GT(port, 0);
     ASSERT_EQ(server.stop(SIGTERM), 0);
@@ -128,8 +118,7 @@ TEST_P(EchoSample, EchoClientFailsAgainstAServerThatIsNotThere) {
 
 TEST_P(EchoSample, ThousandConcurrentConnectionsGetEveryByteBackInOrder) {
   raise_fd_limit();
-  auto server_ptr = start();
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = start();
   ASSERT_GT(server.port(), 0);
   const int n = 1000;
   const std::size_t max_size = sanitized ? 4096 : 32768;
@@ -141,7 +130,7 @@ TEST_P(EchoSample, ThousandConcurrentConnectionsGetEveryByteBackInOrder) {
     ASSERT_GE(fd, 0);
     fds.push_back(fd);
     seed = seed * 1103515245U + 12345U;
-    out.push_back(random_payload(1 + seed % max_size, seed));
+    out.push_back(random_bytes(1 + seed % max_size, seed));
   }
   const int good = pump_all(fds, out, 45s);
   for (int fd : fds) ::close(fd);
@@ -151,8 +140,7 @@ TEST_P(EchoSample, ThousandConcurrentConnectionsGetEveryByteBackInOrder) {
 }
 
 TEST_P(EchoSample, BurstOfPeerResetsLeavesTheServerServing) {
-  auto server_ptr = start();
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = start();
   ASSERT_GT(server.port(), 0);
   for (int round = 0; round < 4; ++round) {
     std::vector<int> fds;
@@ -173,16 +161,14 @@ TEST_P(EchoSample, BurstOfPeerResetsLeavesTheServerServing) {
     }
   }
   ASSERT_TRUE(server.running());
-  Client c(server.port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   ASSERT_TRUE(c.send("still alive"));
   EXPECT_EQ(c.receive_until([](const std::string& s) { return s.size() >= 11; }), "still alive");
   EXPECT_EQ(server.stop(SIGTERM), 0);
 }
 
 TEST_P(EchoSample, ReaderThatNeverReadsCannotGrowServerMemory) {
-  auto server_ptr = start();
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = start();
   ASSERT_GT(server.port(), 0);
   const long rss_before = server.rss_kib();
   const int fd = connect_nonblocking(server.port());
@@ -216,8 +202,7 @@ TEST_P(EchoSample, ReaderThatNeverReadsCannotGrowServerMemory) {
 }
 
 TEST_P(EchoSample, DescriptorExhaustionBacksOffWithoutSpinningThenServesAgain) {
-  auto server_ptr = start({"--max-fds", "32"});
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = start({"--max-fds", "32"});
   ASSERT_GT(server.port(), 0) << server.banner();
   const int n = 60;  // more than the server can hold open at once
   std::vector<int> fds;
@@ -292,8 +277,7 @@ TEST_P(EchoSample, DescriptorExhaustionBacksOffWithoutSpinningThenServesAgain) {
 TEST_P(EchoSample, ConnectionsSpreadOverEveryReactorAndStatsListThemAtExit) {
   // With one SO_REUSEPORT listener per reactor the kernel spreads connections by a hash of the
   // peer's port: 32 connections all landing on one of two reactors has odds of 1 in 2^31.
-  auto server_ptr = start({"--stats"});
-  SampleServer& server = *server_ptr;
+  ServerProcess& server = start({"--stats"});
   ASSERT_GT(server.port(), 0) << server.banner();
   const int n = 32;
   std::vector<int> fds;
@@ -302,7 +286,7 @@ TEST_P(EchoSample, ConnectionsSpreadOverEveryReactorAndStatsListThemAtExit) {
     const int fd = connect_nonblocking(server.port());
     ASSERT_GE(fd, 0);
     fds.push_back(fd);
-    out.push_back(random_payload(100, static_cast<std::uint32_t>(i + 1)));
+    out.push_back(random_bytes(100, static_cast<std::uint32_t>(i + 1)));
   }
   // Every connection echoed: every one has been accepted and is registered with its reactor.
   EXPECT_EQ(pump_all(fds, out, 20s), n);

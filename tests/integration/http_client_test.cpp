@@ -12,22 +12,16 @@ namespace {
 
 using namespace sample_test;
 
-class HttpClient : public ::testing::TestWithParam<ServerConfig> {
+class HttpClient : public SampleServerTest<ServerConfig> {
  protected:
-  void SetUp() override {
-    ASSERT_FALSE(env("HTTP_SERVER").empty()) << "meson sets HTTP_SERVER to the binary";
-    server_ = std::make_unique<ServerProcess>(env("HTTP_SERVER"), GetParam().backend,
-                                              GetParam().extra_args());
-    ASSERT_NE(server_->port(), 0) << "no banner";
-    base_ = "http://127.0.0.1:" + std::to_string(server_->port());
+  HttpClient() : SampleServerTest("HTTP_SERVER") {}
+  [[nodiscard]] std::string base() const {
+    return "http://127.0.0.1:" + std::to_string(server_->port());
   }
   RunResult curl(std::vector<std::string> args) {
     args.insert(args.begin(), {"curl", "--silent", "--show-error", "--max-time", "10"});
     return run(args, 15s);
   }
-
-  std::unique_ptr<ServerProcess> server_;
-  std::string base_;
 };
 
 TEST_P(HttpClient, BannerHasTheExactForm) {
@@ -37,31 +31,31 @@ TEST_P(HttpClient, BannerHasTheExactForm) {
 }
 
 TEST_P(HttpClient, CurlGetsTheFixedPaths) {
-  auto r = curl({base_ + "/"});
+  auto r = curl({base() + "/"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output, "Hello from reactor http_server\n");
-  r = curl({base_ + "/json"});
+  r = curl({base() + "/json"});
   EXPECT_EQ(r.output, "{\"message\":\"Hello, World!\"}\n");
-  r = curl({"--write-out", "%{http_code}", "--output", "/dev/null", base_ + "/health"});
+  r = curl({"--write-out", "%{http_code}", "--output", "/dev/null", base() + "/health"});
   EXPECT_EQ(r.output, "200");
-  r = curl({"--write-out", "%{http_code}", "--output", "/dev/null", base_ + "/missing"});
+  r = curl({"--write-out", "%{http_code}", "--output", "/dev/null", base() + "/missing"});
   EXPECT_EQ(r.output, "404");
 }
 
 TEST_P(HttpClient, CurlHeadAndPost) {
-  auto r = curl({"--head", base_ + "/"});
+  auto r = curl({"--head", base() + "/"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.rfind("HTTP/1.1 200 OK\r\n", 0), 0U) << r.output;
   EXPECT_NE(r.output.find("Content-Length: 31\r\n"), std::string::npos) << r.output;
-  r = curl({"--data-binary", "posted body", base_ + "/echo"});
+  r = curl({"--data-binary", "posted body", base() + "/echo"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output, "posted body");
-  r = curl({"--write-out", "%{http_code}", "--output", "/dev/null", "-X", "DELETE", base_ + "/"});
+  r = curl({"--write-out", "%{http_code}", "--output", "/dev/null", "-X", "DELETE", base() + "/"});
   EXPECT_EQ(r.output, "405");
 }
 
 TEST_P(HttpClient, CurlReusesTheKeepAliveConnection) {
-  const auto r = curl({"--verbose", base_ + "/", base_ + "/json", base_ + "/health"});
+  const auto r = curl({"--verbose", base() + "/", base() + "/json", base() + "/health"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::size_t reused = 0;
   for (auto at = r.output.find("Re-using existing connection"); at != std::string::npos;
@@ -73,7 +67,7 @@ TEST_P(HttpClient, CurlReusesTheKeepAliveConnection) {
 }
 
 TEST_P(HttpClient, CurlHttp10ClosesAfterTheResponse) {
-  const auto r = curl({"--http1.0", "--verbose", base_ + "/"});
+  const auto r = curl({"--http1.0", "--verbose", base() + "/"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("< Connection: close"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("Hello from reactor"), std::string::npos);
@@ -83,7 +77,7 @@ TEST_P(HttpClient, BoundedWrkRunHasNoErrors) {
   // Under a sanitizer the server is several times slower; a shorter run still proves the point.
   const std::string duration = sanitized ? "1s" : "2s";
   if (sanitized) std::cout << "[ NOTE ] sanitizer build: wrk run shortened to " << duration << "\n";
-  const auto r = run({"wrk", "-t1", "-c8", "-d" + duration, "--timeout", "5s", base_ + "/"}, 30s);
+  const auto r = run({"wrk", "-t1", "-c8", "-d" + duration, "--timeout", "5s", base() + "/"}, 30s);
   std::cout << "[ wrk " << config_name(GetParam()) << " ]\n" << r.output << std::flush;
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto at = r.output.find(" requests in ");
@@ -95,17 +89,16 @@ TEST_P(HttpClient, BoundedWrkRunHasNoErrors) {
   EXPECT_EQ(r.output.find("Non-2xx"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("Socket errors"), std::string::npos) << r.output;
   // The server survived the load.
-  EXPECT_EQ(curl({base_ + "/health"}).output, "ok\n");
+  EXPECT_EQ(curl({base() + "/health"}).output, "ok\n");
 }
 
 TEST_P(HttpClient, ExitsZeroOnSigterm) {
-  EXPECT_EQ(curl({base_ + "/health"}).output, "ok\n");
+  EXPECT_EQ(curl({base() + "/health"}).output, "ok\n");
   EXPECT_EQ(server_->stop(SIGTERM), 0);
 }
 
 TEST_P(HttpClient, ExitsZeroOnSigintWithAnOpenConnection) {
-  Client idle(server_->port());
-  ASSERT_TRUE(idle.connected());
+  Client idle = connect();
   ASSERT_TRUE(idle.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
   const auto got =
       idle.receive_until([](const std::string& s) { return s.find("ok\n") != std::string::npos; });

@@ -43,16 +43,12 @@ auto has_responses(std::size_t n) {
   return [n](const std::string& s) { return split_responses(s).size() >= n; };
 }
 
-class HttpProtocol : public ::testing::TestWithParam<std::string> {
+class HttpProtocol : public SampleServerTest<std::string> {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(env("HTTP_SERVER"), GetParam());
-    ASSERT_NE(server_->port(), 0) << "no banner";
-  }
+  HttpProtocol() : SampleServerTest("HTTP_SERVER") {}
   // Sends `request` on a new connection and expects `status` then a close.
   void expect_error_then_close(const std::string& request, int status) {
-    Client c(server_->port());
-    ASSERT_TRUE(c.connected());
+    Client c = connect();
     ASSERT_TRUE(c.send(request));
     const auto got = c.receive_all();
     EXPECT_TRUE(c.eof()) << "the server must close after a " << status;
@@ -61,13 +57,10 @@ class HttpProtocol : public ::testing::TestWithParam<std::string> {
     EXPECT_EQ(responses[0].status, status) << got;
     EXPECT_NE(responses[0].head.find("Connection: close\r\n"), std::string::npos);
   }
-
-  std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_P(HttpProtocol, PipelinedRequestsAreAnsweredInOrder) {
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   std::string batch;
   const char* paths[] = {"/", "/json", "/health", "/nope", "/health"};
   for (const char* p : paths) batch += std::string("GET ") + p + " HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -86,8 +79,7 @@ TEST_P(HttpProtocol, PipelinedRequestsAreAnsweredInOrder) {
 }
 
 TEST_P(HttpProtocol, ManyPipelinedRequestsInOneWrite) {
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   std::string batch;
   constexpr std::size_t n = 500;  // about 17 KiB: more than one read of the server
   for (std::size_t i = 0; i < n; ++i) batch += "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -98,8 +90,7 @@ TEST_P(HttpProtocol, ManyPipelinedRequestsInOneWrite) {
 }
 
 TEST_P(HttpProtocol, ConnectionCloseEndsThePipeline) {
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   ASSERT_TRUE(
       c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"
              "GET /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -113,8 +104,7 @@ TEST_P(HttpProtocol, ConnectionCloseEndsThePipeline) {
 }
 
 TEST_P(HttpProtocol, Http10KeepAliveOnlyWhenAsked) {
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   ASSERT_TRUE(c.send("GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
   auto r = split_responses(c.receive_until(has_responses(1)));
   ASSERT_EQ(r.size(), 1U);
@@ -126,8 +116,7 @@ TEST_P(HttpProtocol, Http10KeepAliveOnlyWhenAsked) {
 }
 
 TEST_P(HttpProtocol, RequestSplitAcrossWritesAndHalfClose) {
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHo"));
   ASSERT_TRUE(c.send("st: x\r\nContent-Length: 10\r\n\r\n01234"));
   ASSERT_TRUE(c.send("56789"));
@@ -140,8 +129,7 @@ TEST_P(HttpProtocol, RequestSplitAcrossWritesAndHalfClose) {
 }
 
 TEST_P(HttpProtocol, LargeBodyIsEchoedWhole) {
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   std::string body(300 * 1024, '\0');
   for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
   ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " +
@@ -176,8 +164,7 @@ TEST_P(HttpProtocol, ChunkedAndOversizedBodiesAreRefused) {
 }
 
 TEST_P(HttpProtocol, ErrorAfterGoodRequestsInOnePipeline) {
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   ASSERT_TRUE(c.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\nBAD\r\n\r\nGET / HTTP/1.1\r\n\r\n"));
   const auto got = c.receive_all();
   EXPECT_TRUE(c.eof());
@@ -189,15 +176,13 @@ TEST_P(HttpProtocol, ErrorAfterGoodRequestsInOnePipeline) {
 
 TEST_P(HttpProtocol, ServerSurvivesManyBadConnections) {
   for (int i = 0; i < 50; ++i) {
-    Client c(server_->port());
-    ASSERT_TRUE(c.connected());
+    Client c = connect();
     std::string junk(64 + i * 7, '\0');
     for (std::size_t j = 0; j < junk.size(); ++j) junk[j] = static_cast<char>((i * 31 + j * 17));
     (void)c.send(junk + "\r\n\r\n");
     (void)c.receive_all(5s);
   }
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   ASSERT_TRUE(c.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
   const auto r = split_responses(c.receive_until(has_responses(1)));
   ASSERT_EQ(r.size(), 1U);

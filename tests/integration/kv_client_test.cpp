@@ -15,14 +15,9 @@ namespace {
 
 using namespace sample_test;
 
-class KvClient : public ::testing::TestWithParam<ServerConfig> {
+class KvClient : public SampleServerTest<ServerConfig> {
  protected:
-  void SetUp() override {
-    ASSERT_FALSE(env("KV_SERVER").empty()) << "meson sets KV_SERVER to the binary";
-    server_ = std::make_unique<ServerProcess>(env("KV_SERVER"), GetParam().backend,
-                                              GetParam().extra_args());
-    ASSERT_NE(server_->port(), 0) << "no banner";
-  }
+  KvClient() : SampleServerTest("KV_SERVER") {}
   // One redis-cli command; returns its output in the tty-style format (--no-raw).
   std::string cli(std::vector<std::string> args) {
     args.insert(args.begin(), {"redis-cli", "-h", "127.0.0.1", "-p",
@@ -31,8 +26,6 @@ class KvClient : public ::testing::TestWithParam<ServerConfig> {
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return r.output;
   }
-
-  std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_P(KvClient, BannerHasTheExactForm) {
@@ -139,8 +132,7 @@ TEST_P(KvClient, ExitsZeroOnSigterm) {
 }
 
 TEST_P(KvClient, ExitsZeroOnSigintWithAnOpenConnection) {
-  Client idle(server_->port());
-  ASSERT_TRUE(idle.connected());
+  Client idle = connect();
   ASSERT_TRUE(idle.send("PING\r\n"));
   EXPECT_EQ(idle.receive_until([](const std::string& s) { return s.size() >= 7; }), "+PONG\r\n");
   EXPECT_EQ(server_->stop(SIGINT), 0);

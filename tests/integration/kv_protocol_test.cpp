@@ -22,29 +22,22 @@ auto has_lines(std::size_t n) {
   return [n](const std::string& s) { return lines(s) >= n; };
 }
 
-class KvProtocol : public ::testing::TestWithParam<std::string> {
+class KvProtocol : public SampleServerTest<std::string> {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(env("KV_SERVER"), GetParam());
-    ASSERT_NE(server_->port(), 0) << "no banner";
-  }
+  KvProtocol() : SampleServerTest("KV_SERVER") {}
   // Sends a malformed frame and expects one protocol error reply, then a close.
   void expect_protocol_error(const std::string& frame) {
-    Client c(server_->port());
-    ASSERT_TRUE(c.connected());
+    Client c = connect();
     ASSERT_TRUE(c.send("PING\r\n" + frame));
     const auto got = c.receive_all();
     EXPECT_TRUE(c.eof()) << "the server must close after a malformed frame";
     EXPECT_EQ(got.rfind("+PONG\r\n-ERR protocol error: ", 0), 0U) << got;
     EXPECT_EQ(lines(got), 2U) << got;
   }
-
-  std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_P(KvProtocol, PipelinedCommandsAreAnsweredInOrder) {
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   ASSERT_TRUE(
       c.send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n5\r\n"
              "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n"
@@ -58,8 +51,7 @@ TEST_P(KvProtocol, PipelinedCommandsAreAnsweredInOrder) {
 }
 
 TEST_P(KvProtocol, ThousandPipelinedIncrs) {
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   std::string batch;
   constexpr int n = 1000;  // about 25 KiB: several reads of the server
   for (int i = 0; i < n; ++i) batch += "*2\r\n$4\r\nINCR\r\n$3\r\nctr\r\n";
@@ -71,8 +63,7 @@ TEST_P(KvProtocol, ThousandPipelinedIncrs) {
 }
 
 TEST_P(KvProtocol, FrameSplitAcrossWrites) {
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   ASSERT_TRUE(c.send("*3\r\n$3\r\nSET\r\n$3\r\nke"));
   ASSERT_TRUE(c.send("y\r\n$5\r\nval"));
   ASSERT_TRUE(c.send("ue\r\nGET key\r\n"));
@@ -80,8 +71,7 @@ TEST_P(KvProtocol, FrameSplitAcrossWrites) {
 }
 
 TEST_P(KvProtocol, QuitRepliesThenCloses) {
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   ASSERT_TRUE(c.send("PING\r\nQUIT\r\nPING\r\n"));
   const auto got = c.receive_all();
   EXPECT_TRUE(c.eof());
@@ -98,8 +88,7 @@ TEST_P(KvProtocol, MalformedFramesGetAnErrorAndAClose) {
 }
 
 TEST_P(KvProtocol, EndlessInlineLineIsRefused) {
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   // Longer than the inline limit, without a line end: refused instead of buffered forever.
   (void)c.send(std::string(100 * 1024, 'x'));
   const auto got = c.receive_all();
@@ -108,8 +97,7 @@ TEST_P(KvProtocol, EndlessInlineLineIsRefused) {
 }
 
 TEST_P(KvProtocol, LargeValueRoundTrips) {
-  Client c(server_->port());
-  ASSERT_TRUE(c.connected());
+  Client c = connect();
   std::string value(500 * 1024, '\0');
   for (std::size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>(i * 7);
   ASSERT_TRUE(c.send("*3\r\n$3\r\nSET\r\n$1\r\nv\r\n$" + std::to_string(value.size()) + "\r\n" +

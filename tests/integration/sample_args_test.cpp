@@ -3,7 +3,7 @@
 // today's server (the same banner, one thread in the process) and --threads 2 adds exactly one.
 #include <gtest/gtest.h>
 
-#include "sample_server_process.hpp"
+#include "sample_process.hpp"
 
 namespace sample_test {
 namespace {
@@ -79,14 +79,14 @@ TEST(SampleThreads, OneThreadIsTodaysServerAndTwoAddExactlyOneThread) {
     const std::string path = path_of(variable);
     if (path.empty()) GTEST_SKIP() << variable << " is not set (run the test through meson)";
     SCOPED_TRACE(variable);
-    SampleServer plain(path, "epoll");
-    SampleServer one(path, "epoll", {"--threads", "1"});
-    SampleServer two(path, "epoll", {"--threads", "2"});
+    ServerProcess plain(path, "epoll");
+    ServerProcess one(path, "epoll", {"--threads", "1"});
+    ServerProcess two(path, "epoll", {"--threads", "2"});
     ASSERT_GT(plain.port(), 0) << plain.banner();
     ASSERT_GT(one.port(), 0) << one.banner();
     ASSERT_GT(two.port(), 0) << two.banner();
     // The same banner as without the flag (the port aside), and nothing about threads.
-    auto without_port = [](const SampleServer& s) {
+    auto without_port = [](const ServerProcess& s) {
       std::string b = s.banner();
       const auto colon = b.rfind(':');
       const auto end = b.find(' ', colon);

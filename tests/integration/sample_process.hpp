@@ -1,296 +1,25 @@
-// Helpers for the sample servers' integration tests: start a sample as a child process and read
-// its banner, run a real client program with a time limit, and talk raw TCP to 127.0.0.1. Every
-// wait here is bounded and waits on a condition (a pipe, a pidfd, a socket), never on a sleep.
+// Helpers for the sample servers' integration tests: the sample as a child process and the
+// clients that talk to it come from tests/support (child_process.hpp, loopback_client.hpp); here
+// are the ways each sample is run (backends, --threads, --model tp) and what its output is read
+// with.
 #pragma once
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <initializer_list>
-#include <optional>
+#include <memory>
 #include <string>
-#include <string_view>
+#include <type_traits>
 #include <vector>
 
-extern char** environ;
+#include "child_process.hpp"
+#include "loopback_client.hpp"
 
 namespace sample_test {
 
-using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
-/// True when this build runs under ASan or TSan (the servers under test are built the same way
-/// and run several times slower, so load runs are shortened).
-inline constexpr bool sanitized =
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-    true;
-#else
-    false;
-#endif
-#else
-    false;
-#endif
-
-/// Milliseconds left until `deadline` (at least 0), for poll().
-inline int ms_left(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  return left.count() < 0 ? 0 : static_cast<int>(left.count());
-}
-
-/// Reads `fd` until EOF or `deadline`; returns what was read.
-inline std::string read_until_eof(int fd, Clock::time_point deadline, bool* eof = nullptr) {
-  std::string out;
-  char buf[16384];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    const int n = ::poll(&p, 1, ms_left(deadline));
-    if (n <= 0) break;  // timed out
-    const ssize_t got = ::read(fd, buf, sizeof buf);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      if (eof != nullptr) *eof = true;
-      break;
-    }
-    out.append(buf, static_cast<std::size_t>(got));
-  }
-  return out;
-}
-
-/// Waits for the child behind `pidfd` to exit; returns its wait status, or nullopt on timeout.
-inline std::optional<int> wait_child(pid_t pid, int pidfd, std::chrono::milliseconds limit) {
-  if (pidfd >= 0) {
-    pollfd p{pidfd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(limit.count())) <= 0) return std::nullopt;
-  }
-  int status = 0;
-  // With a pidfd the child has exited and this returns at once; without one it blocks, which
-  // is acceptable only because the caller has already sent SIGKILL in that case.
-  if (::waitpid(pid, &status, 0) != pid) return std::nullopt;
-  return status;
-}
-
-inline int open_pidfd(pid_t pid) {
-#ifdef SYS_pidfd_open
-  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-#else
-  (void)pid;
-  return -1;
-#endif
-}
-
-/// Spawns `argv` with stdout (and stderr when `merge_stderr`) on a pipe and stdin from
-/// /dev/null or a pipe. Returns the pid, or -1.
-inline pid_t spawn(const std::vector<std::string>& argv, int& out_fd, int* in_fd,
-                   bool merge_stderr) {
-  int out[2];
-  int in[2] = {-1, -1};
-  if (::pipe2(out, O_CLOEXEC) != 0) return -1;
-  if (in_fd != nullptr && ::pipe2(in, O_CLOEXEC) != 0) return -1;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  if (in_fd != nullptr) {
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-  } else {
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  }
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  if (merge_stderr) posix_spawn_file_actions_adddup2(&fa, out[1], 2);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ) != 0) pid = -1;
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(out[1]);
-  out_fd = out[0];
-  if (in_fd != nullptr) {
-    ::close(in[0]);
-    *in_fd = in[1];
-  }
-  return pid;
-}
-
-/// What a client program did.
-struct RunResult {
-  int exit_code = -1;  // -1 when it did not exit normally in time
-  bool timed_out = false;
-  std::string output;  // stdout and stderr, interleaved
-};
-
-/// Runs `argv` (looked up in PATH) with `input` on its stdin; kills it after `limit`.
-inline RunResult run(const std::vector<std::string>& argv, std::chrono::milliseconds limit,
-                     const std::string& input = {}) {
-  RunResult r;
-  int out_fd = -1;
-  int in_fd = -1;
-  const pid_t pid = spawn(argv, out_fd, &in_fd, true);
-  if (pid < 0) {
-    r.output = "cannot start " + argv[0];
-    return r;
-  }
-  const int pidfd = open_pidfd(pid);
-  const auto deadline = Clock::now() + limit;
-  // Inputs here are small (well under a pipe's capacity), so one write cannot block.
-  if (!input.empty()) (void)!::write(in_fd, input.data(), input.size());
-  ::close(in_fd);
-  bool eof = false;
-  r.output = read_until_eof(out_fd, deadline, &eof);
-  ::close(out_fd);
-  auto status = eof ? wait_child(pid, pidfd, std::chrono::milliseconds(ms_left(deadline) + 1000))
-                    : std::nullopt;
-  if (!status) {
-    r.timed_out = true;
-    ::kill(pid, SIGKILL);
-    status = wait_child(pid, -1, 0ms);
-  }
-  if (pidfd >= 0) ::close(pidfd);
-  if (status && WIFEXITED(*status)) r.exit_code = WEXITSTATUS(*status);
-  return r;
-}
-
-/// A sample server running as a child process; killed and reaped on destruction.
-class ServerProcess {
- public:
-  /// Starts `path --port 0 --backend <backend> extra...` and reads its banner (bounded).
-  ServerProcess(const std::string& path, const std::string& backend,
-                const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {path, "--port", "0", "--backend", backend};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    pid_ = spawn(argv, out_fd_, nullptr, false);
-    if (pid_ < 0) return;
-    pidfd_ = open_pidfd(pid_);
-    const auto deadline = Clock::now() + 10s;
-    while (banner_.find('\n') == std::string::npos) {
-      pollfd p{out_fd_, POLLIN, 0};
-      if (::poll(&p, 1, ms_left(deadline)) <= 0) return;
-      char buf[256];
-      const ssize_t n = ::read(out_fd_, buf, sizeof buf);
-      if (n <= 0) return;
-      banner_.append(buf, static_cast<std::size_t>(n));
-    }
-    banner_.resize(banner_.find('\n'));
-    const auto colon = banner_.rfind(':');
-    if (colon != std::string::npos) port_ = std::atoi(banner_.c_str() + colon + 1);
-  }
-  ~ServerProcess() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      (void)wait_child(pid_, -1, 0ms);
-    }
-    if (pidfd_ >= 0) ::close(pidfd_);
-    if (out_fd_ >= 0) ::close(out_fd_);
-  }
-  ServerProcess(const ServerProcess&) = delete;
-  ServerProcess& operator=(const ServerProcess&) = delete;
-
-  /// The banner line (without its newline); empty when none came.
-  [[nodiscard]] const std::string& banner() const { return banner_; }
-  /// The port from the banner, or 0.
-  [[nodiscard]] int port() const { return port_; }
-  /// Sends `signum` and waits (bounded) for the exit; returns the exit code, -1 otherwise.
-  int stop(int signum, std::chrono::milliseconds limit = 10s) {
-    if (pid_ <= 0 || reaped_) return -1;
-    ::kill(pid_, signum);
-    auto status = wait_child(pid_, pidfd_, limit);
-    if (!status) return -1;
-    reaped_ = true;
-    return WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
-  }
-  /// True while the child has not exited.
-  [[nodiscard]] bool running() const {
-    if (pid_ <= 0 || reaped_) return false;
-    pollfd p{pidfd_, POLLIN, 0};
-    return pidfd_ < 0 || ::poll(&p, 1, 0) == 0;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int pidfd_ = -1;
-  int out_fd_ = -1;
-  std::string banner_;
-  int port_ = 0;
-  bool reaped_ = false;
-};
-
-/// A blocking TCP connection to 127.0.0.1:port; every receive is bounded by a deadline.
-class Client {
- public:
-  explicit Client(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~Client() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
-
-  [[nodiscard]] bool connected() const { return fd_ >= 0; }
-  /// The socket (for a caller's own poll loop).
-  [[nodiscard]] int fd() const { return fd_; }
-  /// Sends all of `bytes`; false on error.
-  bool send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-  /// Receives until `done(received)` holds, EOF, or the time limit; returns what came.
-  template <class Done>
-  std::string receive_until(Done done, std::chrono::milliseconds limit = 10s) {
-    std::string got;
-    const auto deadline = Clock::now() + limit;
-    char buf[65536];
-    while (!done(got)) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, ms_left(deadline)) <= 0) break;
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        eof_ = true;
-        break;
-      }
-      got.append(buf, static_cast<std::size_t>(n));
-    }
-    return got;
-  }
-  /// Receives until the peer closes (or the time limit); eof() tells which.
-  std::string receive_all(std::chrono::milliseconds limit = 10s) {
-    return receive_until([](const std::string&) { return false; }, limit);
-  }
-  /// True once a receive saw the peer's end of stream.
-  [[nodiscard]] bool eof() const { return eof_; }
-  /// Closes our sending side (the server reads EOF).
-  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
-
- private:
-  int fd_ = -1;
-  bool eof_ = false;
-};
+using namespace child;
+using namespace loopback;
 
 /// The backends every sample is tested on.
 inline const std::vector<std::string> backends = {"select", "poll", "epoll"};
@@ -321,6 +50,51 @@ struct ServerConfig {
   [[nodiscard]] int reactors() const { return thread_pool ? 1 : threads; }
 };
 
+/// Fixture of the tests of one sample server, run as the configuration (a ServerConfig) or on the
+/// backend (a name) the test is instantiated with.
+template <class Param>
+class SampleServerTest : public ::testing::TestWithParam<Param> {
+ protected:
+  /// `variable`: the environment variable meson passes the server's path in. `start_in_setup`:
+  /// SetUp starts the server (and checks its banner); else each test calls start() itself.
+  explicit SampleServerTest(const char* variable, bool start_in_setup = true)
+      : variable_(variable), start_in_setup_(start_in_setup) {}
+  void SetUp() override {
+    ASSERT_FALSE(env(variable_).empty()) << "meson sets " << variable_ << " to the binary";
+    if (!start_in_setup_) return;
+    start();
+    ASSERT_NE(server_->port(), 0) << "no banner";
+  }
+  [[nodiscard]] const std::string& backend() const {
+    if constexpr (std::is_same_v<Param, ServerConfig>) {
+      return this->GetParam().backend;
+    } else {
+      return this->GetParam();
+    }
+  }
+  /// Starts the server with the configuration's arguments, then `extra`; it lives until the
+  /// test ends (or the next start()).
+  ServerProcess& start(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args;
+    if constexpr (std::is_same_v<Param, ServerConfig>) args = this->GetParam().extra_args();
+    args.insert(args.end(), extra.begin(), extra.end());
+    server_ = std::make_unique<ServerProcess>(env(variable_), backend(), args);
+    return *server_;
+  }
+  /// A new connection to the server; the test fails if there is none.
+  [[nodiscard]] Client connect() const {
+    Client c(server_->port());
+    EXPECT_TRUE(c.connected()) << "cannot connect to port " << server_->port();
+    return c;
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+
+ private:
+  const char* variable_;
+  bool start_in_setup_;
+};
+
 /// Every backend with each of `thread_counts`.
 inline std::vector<ServerConfig> server_configs(std::initializer_list<int> thread_counts) {
   std::vector<ServerConfig> out;
@@ -344,10 +118,33 @@ inline std::string config_name(const ServerConfig& c) {
   return c.threads == 1 ? c.backend : c.backend + "_" + std::to_string(c.threads) + "threads";
 }
 
-/// The environment variable `name`, or empty.
-inline std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? std::string() : std::string(v);
+/// Occurrences of `needle` in `text`.
+inline int count_of(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+/// A statistics dump split by reactor. With one reactor the whole text is block 0; with N, the
+/// text after the label "[reactor I/N]" up to the next label is block I (the last one of each
+/// index wins, so a dump at exit after a SIGUSR1 dump is what is returned).
+inline std::vector<std::string> reactor_blocks(const std::string& text, int reactors) {
+  if (reactors == 1) return {text};
+  std::vector<std::string> blocks(static_cast<std::size_t>(reactors));
+  const std::string suffix = "/" + std::to_string(reactors) + "]\n";
+  for (auto at = text.find("[reactor "); at != std::string::npos;) {
+    const auto close = text.find(suffix, at);
+    if (close == std::string::npos) break;
+    const int index = std::atoi(text.c_str() + at + 9);
+    const auto body = close + suffix.size();
+    const auto next = text.find("[reactor ", body);
+    if (index >= 0 && index < reactors) {
+      blocks[static_cast<std::size_t>(index)] =
+          text.substr(body, (next == std::string::npos ? text.size() : next) - body);
+    }
+    at = next;
+  }
+  return blocks;
 }
 
 }  // namespace sample_test

@@ -2,7 +2,7 @@
 // and --stats prints them once more at exit; with --threads N, every reactor's, each labelled.
 #include <gtest/gtest.h>
 
-#include "sample_server_process.hpp"
+#include "sample_process.hpp"
 
 namespace sample_test {
 namespace {
@@ -11,26 +11,15 @@ namespace {
 std::string read_until_count(int fd, const std::string& needle, int times,
                              Clock::time_point deadline) {
   std::string out;
-  auto count = [&] {
-    int n = 0;
-    for (auto at = out.find(needle); at != std::string::npos; at = out.find(needle, at + 1)) ++n;
-    return n;
-  };
-  while (count() < times) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, ms_left(deadline)) <= 0) break;
-    char buf[4096];
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
+  read_until(fd, out, deadline,
+             [&](const std::string& text) { return count_of(text, needle) >= times; });
   return out;
 }
 
 TEST(SampleStats, Sigusr1AndExitPrintCountersAndHandlers) {
   const std::string path = env("ECHO_SERVER");
   if (path.empty()) GTEST_SKIP() << "ECHO_SERVER is not set (run the test through meson)";
-  SampleServer server(path, "epoll", {"--stats"});
+  ServerProcess server(path, "epoll", {"--stats"});
   ASSERT_GT(server.port(), 0) << server.banner();
   ASSERT_EQ(::kill(server.pid(), SIGUSR1), 0);
   const std::string first =
@@ -49,7 +38,7 @@ TEST(SampleStats, EveryReactorOfAPoolPrintsOnSigusr1AndAtExit) {
     SCOPED_TRACE(variable);
     const std::string path = env(variable);
     if (path.empty()) GTEST_SKIP() << variable << " is not set (run the test through meson)";
-    SampleServer server(path, "epoll", {"--threads", "2", "--stats"});
+    ServerProcess server(path, "epoll", {"--threads", "2", "--stats"});
     ASSERT_GT(server.port(), 0) << server.banner();
     EXPECT_NE(server.banner().find(" with 2 threads"), std::string::npos) << server.banner();
     // Each reactor watches SIGUSR1 and prints its own block from its own thread. The stats

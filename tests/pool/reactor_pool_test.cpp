@@ -26,25 +26,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Waits (bounded) for a counter to reach a value; the counter is bumped by loop threads.
-class Countdown {
- public:
-  void bump() {
-    std::lock_guard lock(mutex_);
-    ++count_;
-    cv_.notify_all();
-  }
-  bool wait_for(int n, std::chrono::milliseconds limit = 10s) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, limit, [&] { return count_ >= n; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  int count_ = 0;
-};
-
 class ReactorPoolTest : public ::testing::TestWithParam<BackendParam> {};
 
 TEST_P(ReactorPoolTest, PostToRunsOnThatReactorsThread) {
@@ -53,7 +34,7 @@ TEST_P(ReactorPoolTest, PostToRunsOnThatReactorsThread) {
   ASSERT_FALSE(pool.start());
   std::mutex m;
   std::vector<std::set<std::thread::id>> seen(n);
-  Countdown done;
+  Tally done;
   constexpr int per_reactor = 50;
   // Several sender threads, so posts cross threads as well.
   std::vector<std::thread> senders;
@@ -66,7 +47,7 @@ TEST_P(ReactorPoolTest, PostToRunsOnThatReactorsThread) {
               std::lock_guard lock(m);
               seen[i].insert(std::this_thread::get_id());
             }
-            done.bump();
+            done.add();
           }));
         }
       }
@@ -123,10 +104,10 @@ TEST_P(ReactorPoolTest, RunsAgainAfterJoinOnNewThreads) {
   constexpr std::size_t n = 2;
   ReactorPool pool(n, GetParam().make);
   for (int round = 1; round <= 3; ++round) {
-    Countdown ran;
+    Tally ran;
     ASSERT_FALSE(pool.start()) << "round " << round;
     // A posted job runs inside the reactor's loop: this run's thread has waited on it.
-    for (std::size_t i = 0; i < n; ++i) ASSERT_FALSE(pool.post_to(i, [&] { ran.bump(); }));
+    for (std::size_t i = 0; i < n; ++i) ASSERT_FALSE(pool.post_to(i, [&] { ran.add(); }));
     const bool all_ran = ran.wait_for(static_cast<int>(n));
     pool.end_event_loop();
     pool.join();
@@ -157,11 +138,11 @@ TEST_P(ReactorPoolTest, AStopNoLoopSawDoesNotOutliveTheRun) {
 }
 
 TEST_P(ReactorPoolTest, DestructorStopsAndJoins) {
-  Countdown ran;
+  Tally ran;
   {
     ReactorPool pool(3, GetParam().make);
     ASSERT_FALSE(pool.start());
-    for (std::size_t i = 0; i < 3; ++i) ASSERT_FALSE(pool.post_to(i, [&] { ran.bump(); }));
+    for (std::size_t i = 0; i < 3; ++i) ASSERT_FALSE(pool.post_to(i, [&] { ran.add(); }));
     ASSERT_TRUE(ran.wait_for(3));
   }  // must not hang
   SUCCEED();
@@ -262,10 +243,10 @@ TEST_P(ReactorPoolTest, HandOffSpreadsConnectionsRoundRobin) {
   ASSERT_FALSE(pool.start());
   constexpr int clients = 8;
   run_clients(port, clients, 64 * 1024);
-  Countdown gone;
+  Tally gone;
   ASSERT_FALSE(pool.post_to(0, [&] {
     acceptor.reset();
-    gone.bump();
+    gone.add();
   }));
   ASSERT_TRUE(gone.wait_for(1));
   pool.end_event_loop();
@@ -296,11 +277,11 @@ TEST_P(ReactorPoolTest, ReusePortAcceptorPerReactor) {
   ASSERT_FALSE(pool.start());
   constexpr int clients = 12;
   run_clients(port, clients, 16 * 1024);
-  Countdown gone;
+  Tally gone;
   for (std::size_t i = 0; i < n; ++i) {
     ASSERT_FALSE(pool.post_to(i, [&, i] {
       acceptors[i].reset();
-      gone.bump();
+      gone.add();
     }));
   }
   ASSERT_TRUE(gone.wait_for(static_cast<int>(n)));

@@ -22,27 +22,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A counter threads can wait on (bounded), instead of sleeping.
-class Gauge {
- public:
-  void add(int n = 1) {
-    std::lock_guard lock(mutex_);
-    value_ += n;
-    cv_.notify_all();
-  }
-  bool wait_at_least(int n, std::chrono::milliseconds limit = 20s) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, limit, [&] { return value_ >= n; });
-  }
-  int value() {
-    std::lock_guard lock(mutex_);
-    return value_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  int value_ = 0;
+// The pool's counts get longer than test_support's default to arrive: N threads take turns.
+struct Gauge : Tally {
+  Gauge() : Tally(20s) {}
 };
 
 // Counts how many threads are inside one handler's hooks; remembers the worst case.
@@ -111,11 +93,19 @@ class ThreadPoolReactorTest : public ::testing::TestWithParam<Param> {
   ThreadPoolReactor reactor_;
 };
 
+// A handler on one end of its own socket pair that counts how many threads are inside its hooks
+// at once, and its handle_close calls.
+struct PairHandler : EventHandler {
+  [[nodiscard]] Handle get_handle() const override { return pair.a.get(); }
+  SocketPair pair;
+  Reentry reentry;
+  std::atomic<int> closes{0};
+};
+
 // A socket-pair reader with a timer and notifications, all sharing one reentry counter.
-class Reader final : public EventHandler {
+class Reader final : public PairHandler {
  public:
   Reader(Gauge& bytes, Gauge& notes, Gauge& ticks) : bytes_(bytes), notes_(notes), ticks_(ticks) {}
-  [[nodiscard]] Handle get_handle() const override { return pair.a.get(); }
   int handle_input(Handle h) override {
     Reentry::Scope s(reentry);
     if (h == invalid_handle) {
@@ -138,10 +128,7 @@ class Reader final : public EventHandler {
     ++closes;
     return 0;
   }
-  SocketPair pair;
-  Reentry reentry;
   std::atomic<int> notified{0};
-  std::atomic<int> closes{0};
 
  private:
   Gauge& bytes_;
@@ -175,9 +162,9 @@ TEST_P(ThreadPoolReactorTest, NoHandlerRunsOnTwoThreadsAndNoEventIsLost) {
     });
   }
   for (auto& s : senders) s.join();
-  ASSERT_TRUE(bytes.wait_at_least(handlers * writes)) << bytes.value();
-  ASSERT_TRUE(notes.wait_at_least(handlers * notes_per_handler)) << notes.value();
-  ASSERT_TRUE(ticks.wait_at_least(handlers * 3)) << "interval timers did not keep firing";
+  ASSERT_TRUE(bytes.wait_for(handlers * writes)) << bytes.value();
+  ASSERT_TRUE(notes.wait_for(handlers * notes_per_handler)) << notes.value();
+  ASSERT_TRUE(ticks.wait_for(handlers * 3)) << "interval timers did not keep firing";
   ASSERT_TRUE(loop.stop());
   EXPECT_EQ(bytes.value(), handlers * writes);
   for (auto& h : readers) {
@@ -188,10 +175,9 @@ TEST_P(ThreadPoolReactorTest, NoHandlerRunsOnTwoThreadsAndNoEventIsLost) {
 }
 
 // Closes after its first read; counts calls after the close (promise 1) and closes (2).
-class OneShot final : public EventHandler {
+class OneShot final : public PairHandler {
  public:
   explicit OneShot(Gauge& closed) : closed_(closed) {}
-  [[nodiscard]] Handle get_handle() const override { return pair.a.get(); }
   int handle_input(Handle) override {
     Reentry::Scope s(reentry);
     if (closes.load() > 0) ++after_close;
@@ -207,9 +193,6 @@ class OneShot final : public EventHandler {
     if (closes.fetch_add(1) == 0) closed_.add();
     return 0;
   }
-  SocketPair pair;
-  Reentry reentry;
-  std::atomic<int> closes{0};
   std::atomic<int> after_close{0};
 
  private:
@@ -237,7 +220,7 @@ TEST_P(ThreadPoolReactorTest, HandleCloseExactlyOnceAlsoWhenRemovedFromAnotherTh
       (void)put(hs[i]->pair.b.get(), "late");
     }
   }
-  ASSERT_TRUE(closed.wait_at_least(handlers)) << closed.value();
+  ASSERT_TRUE(closed.wait_for(handlers)) << closed.value();
   for (auto& h : hs) r().cancel_timers(h.get());
   ASSERT_TRUE(loop.stop());
   EXPECT_EQ(r().handler_count(), 0U);
@@ -298,7 +281,7 @@ TEST_P(ThreadPoolReactorTest, HandlerDeletingItselfInAHookGetsNothingMore) {
     hs.push_back(h);
   }
   Loop loop(r(), threads());
-  ASSERT_TRUE(deleted.wait_at_least(handlers));
+  ASSERT_TRUE(deleted.wait_for(handlers));
   ASSERT_TRUE(loop.stop());
   EXPECT_EQ(alive.load(), 0);
   EXPECT_EQ(deleted.value(), handlers) << "a handler was deleted twice";
@@ -350,7 +333,7 @@ TEST_P(ThreadPoolReactorTest, ReusedDescriptorNeverGetsThePredecessorsEvent) {
     c->done = &done;
     ASSERT_TRUE(put(c->old_pipe->w.get(), "x"));
     ASSERT_FALSE(r().register_handler(c->old_pipe->r.get(), c.get(), EventMask::read));
-    ASSERT_TRUE(done.wait_at_least(i + 1));
+    ASSERT_TRUE(done.wait_for(i + 1));
     // Clear the quiet registration before the next round reuses numbers again.
     if (c->new_pipe)
       (void)r().remove_handler(c->new_pipe->r.get(), EventMask::all_io, CloseHook::skip);
@@ -360,7 +343,7 @@ TEST_P(ThreadPoolReactorTest, ReusedDescriptorNeverGetsThePredecessorsEvent) {
   // A round trip through the pool after the last round, so a late event would have arrived.
   Gauge flushed;
   ASSERT_FALSE(r().post([&] { flushed.add(); }));
-  ASSERT_TRUE(flushed.wait_at_least(1));
+  ASSERT_TRUE(flushed.wait_for(1));
   ASSERT_TRUE(loop.stop());
   EXPECT_EQ(quiet.calls.load(), 0);
 }
@@ -389,8 +372,8 @@ TEST_P(ThreadPoolReactorTest, NotifyAndPostFromManyThreadsDeliveredExactlyOnce) 
     });
   }
   for (auto& t : threads_) t.join();
-  ASSERT_TRUE(notes.wait_at_least(senders * per_sender));
-  ASSERT_TRUE(posts.wait_at_least(senders * per_sender));
+  ASSERT_TRUE(notes.wait_for(senders * per_sender));
+  ASSERT_TRUE(posts.wait_for(senders * per_sender));
   ASSERT_TRUE(loop.stop());
   EXPECT_EQ(target.notified.load(), senders * per_sender);
   for (auto& p : posted) EXPECT_EQ(p.load(), per_sender);
@@ -414,7 +397,7 @@ TEST_P(ThreadPoolReactorTest, EndEventLoopFromAHookStopsEveryThread) {
       ran.add();
     }));
   }
-  ASSERT_TRUE(ran.wait_at_least(200));
+  ASSERT_TRUE(ran.wait_for(200));
   ASSERT_FALSE(r().post([&] { r().end_event_loop(); }));
   ASSERT_EQ(done.wait_for(10s), std::future_status::ready);
   EXPECT_FALSE(done.get());
@@ -493,8 +476,8 @@ TEST_P(ThreadPoolReactorTest, CancelledTimerNeverFires) {
   } flag;
   flag.g = &flushed;
   ASSERT_TRUE(r().schedule_timer(&flag, nullptr, 60ms));
-  ASSERT_TRUE(c.hooks.wait_at_least(20));
-  ASSERT_TRUE(flushed.wait_at_least(1));
+  ASSERT_TRUE(c.hooks.wait_for(20));
+  ASSERT_TRUE(flushed.wait_for(1));
   ASSERT_TRUE(loop.stop());
   EXPECT_EQ(c.fired.load(), 0);
   EXPECT_EQ(c.cancel_errors.load(), 0);

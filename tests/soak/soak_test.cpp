@@ -33,6 +33,13 @@ Sample sample(const ServerProcess& server) {
   return {fd_count(server.pid()), rss_kib(server.pid())};
 }
 
+// The sample after a run. The server finishes closing the last connections on its own schedule:
+// wait for its descriptor count to come back to `before`'s (bounded), then take the sample.
+Sample settled(const ServerProcess& server, const Sample& before) {
+  return wait_for([&] { return sample(server); },
+                  [&](const Sample& s) { return s.fds <= before.fds; }, 10s);
+}
+
 // Runs `cycles` open / one exchange / close cycles through `cycle`; checks and prints the
 // server's descriptors and memory before (after a warm-up) and after.
 template <class Cycle>
@@ -48,10 +55,7 @@ void open_close_soak(const ServerProcess& server, const char* name, Cycle cycle)
     if (!cycle() && ++failed > 10) FAIL() << failed << " failed cycles, the last at " << i;
   }
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  // The server finishes closing the last connections on its own schedule: wait for its
-  // descriptor count to come back (bounded), then take the sample.
-  const Sample after = wait_for([&] { return sample(server); },
-                                [&](const Sample& s) { return s.fds <= before.fds; }, 10s);
+  const Sample after = settled(server, before);
   std::printf(
       "%s: %ld open/close cycles in %.1f s (%.0f/s), %ld failed; server fds %d -> %d, "
       "VmRSS %ld -> %ld KiB\n",
@@ -64,13 +68,12 @@ void open_close_soak(const ServerProcess& server, const char* name, Cycle cycle)
 }
 
 TEST(Soak, EchoServerOpenCloseCycles) {
-  const std::string path = env("ECHO_SERVER");
-  if (path.empty()) GTEST_SKIP() << "ECHO_SERVER is not set (run the test through meson)";
+  REQUIRE_BINARY(path, "ECHO_SERVER");
   ServerProcess server({path, "--port", "0"});
-  ASSERT_GT(server.port(), 0) << server.banner();
+  ASSERT_STARTED(server);
   long n = 0;
   open_close_soak(server, "echo_server", [&] {
-    Conn c(server.port());
+    Client c(server.port());
     const std::string message = "cycle " + std::to_string(n++);
     return echoes(c, message, 5s);
   });
@@ -78,14 +81,13 @@ TEST(Soak, EchoServerOpenCloseCycles) {
 }
 
 TEST(Soak, HttpServerOpenCloseCycles) {
-  const std::string path = env("HTTP_SERVER");
-  if (path.empty()) GTEST_SKIP() << "HTTP_SERVER is not set (run the test through meson)";
+  REQUIRE_BINARY(path, "HTTP_SERVER");
   ServerProcess server({path, "--port", "0"});
-  ASSERT_GT(server.port(), 0) << server.banner();
+  ASSERT_STARTED(server);
   open_close_soak(server, "http_server", [&] {
-    Conn c(server.port());
+    Client c(server.port());
     // Connection: close, so the server closes first and the TIME_WAIT stays on its side.
-    if (!c.send_all("GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")) return false;
+    if (!c.send("GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")) return false;
     const std::string reply = c.receive_all(5s);
     return c.eof() && reply.rfind("HTTP/1.1 200", 0) == 0;
   });
@@ -93,10 +95,9 @@ TEST(Soak, HttpServerOpenCloseCycles) {
 }
 
 TEST(Soak, LongEchoRunVerifiesEveryByte) {
-  const std::string path = env("ECHO_SERVER");
-  if (path.empty()) GTEST_SKIP() << "ECHO_SERVER is not set (run the test through meson)";
+  REQUIRE_BINARY(path, "ECHO_SERVER");
   ServerProcess server({path, "--port", "0"});
-  ASSERT_GT(server.port(), 0) << server.banner();
+  ASSERT_STARTED(server);
   const auto seconds = std::chrono::seconds(env_number("SOAK_SECONDS", 60));
   constexpr int streams = 4;
   const Sample before = sample(server);
@@ -108,8 +109,8 @@ TEST(Soak, LongEchoRunVerifiesEveryByte) {
   std::vector<std::thread> threads;
   for (int s = 0; s < streams; ++s) {
     threads.emplace_back([&, s] {
-      Conn c(server.port());
-      if (!c.ok()) {
+      Client c(server.port());
+      if (!c.connected()) {
         ++short_streams;
         return;
       }
@@ -124,7 +125,7 @@ TEST(Soak, LongEchoRunVerifiesEveryByte) {
         const auto stop_at = Clock::now() + seconds;
         while (Clock::now() < stop_at) {
           for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = byte_at(sent + i);
-          if (!c.send_all(chunk)) break;
+          if (!c.send(chunk)) break;
           sent += chunk.size();
         }
         ::shutdown(c.fd(), SHUT_WR);
@@ -153,8 +154,7 @@ TEST(Soak, LongEchoRunVerifiesEveryByte) {
   }
   for (auto& t : threads) t.join();
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  const Sample after = wait_for([&] { return sample(server); },
-                                [&](const Sample& s) { return s.fds <= before.fds; }, 10s);
+  const Sample after = settled(server, before);
   std::printf(
       "long echo: %d streams, %.2f GiB each way in %.1f s (%.0f MiB/s), %zu mismatched "
       "bytes; server fds %d -> %d, VmRSS %ld -> %ld KiB\n",

@@ -1,5 +1,5 @@
-// Helpers shared by the test suites: descriptor pairs, bounded event-loop driving, and the list of
-// backends the conformance suite runs on.
+// Helpers shared by the test suites: descriptor pairs, bounded event-loop driving and waiting on
+// other threads, and the list of backends the conformance suite runs on.
 #pragma once
 
 #include <fcntl.h>
@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -18,6 +20,8 @@
 #include "reactor/thread_pool_reactor.hpp"
 
 namespace reactor::test {
+
+using std::chrono::milliseconds;  // the unit every test here states its times in
 
 /// A connected AF_UNIX stream socket pair, both ends non-blocking.
 struct SocketPair {
@@ -61,6 +65,35 @@ inline std::string take(int fd) {
   }
   return out;
 }
+
+/// A count other threads add to; the test's thread waits for a value (bounded) instead of
+/// sleeping.
+class Tally {
+ public:
+  /// `bound`: how long wait_for(n) waits.
+  explicit Tally(std::chrono::milliseconds bound = std::chrono::seconds(10)) : bound_(bound) {}
+  void add(int n = 1) {
+    std::lock_guard lock(mutex_);
+    count_ += n;
+    cv_.notify_all();
+  }
+  /// True once the count is at least `n`; false when `limit` (else the bound) passed first.
+  bool wait_for(int n) { return wait_for(n, bound_); }
+  bool wait_for(int n, std::chrono::milliseconds limit) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, limit, [&] { return count_ >= n; });
+  }
+  int value() {
+    std::lock_guard lock(mutex_);
+    return count_;
+  }
+
+ private:
+  std::chrono::milliseconds bound_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int count_ = 0;
+};
 
 /// Runs the reactor until `done()` holds or `limit` passes; true when `done()` held.
 /// This is a bounded wait on a condition, not a sleep standing in for synchronisation.
