@@ -85,6 +85,11 @@ class Demultiplexer {
 /// of the failed system call.
 std::error_code make_demultiplexer(Backend backend, std::unique_ptr<Demultiplexer>& out);
 
+/// The portable backends, as make_demultiplexer builds them (each class lives in its own file).
+std::unique_ptr<Demultiplexer> make_select_demux();
+/// See make_select_demux.
+std::unique_ptr<Demultiplexer> make_poll_demux();
+
 /// Milliseconds for poll-style calls, rounded up so a timer is never woken early.
 int timeout_to_ms(std::chrono::nanoseconds timeout) noexcept;
 

@@ -2,10 +2,8 @@
 // the whole test suite can be run on each backend in turn.
 #include <cstdlib>
 
-#include "demux/demultiplexer.hpp"
 #include "base/error.hpp"
-#include "demux/poll_demux.hpp"
-#include "demux/select_demux.hpp"
+#include "demux/demultiplexer.hpp"
 #if REACTOR_HAVE_EPOLL
 #include "demux/epoll_demux.hpp"
 #endif
@@ -90,8 +88,8 @@ std::error_code make_demultiplexer(Backend backend, std::unique_ptr<Demultiplexe
   if (!backend_available(backend)) return errc::backend_unavailable;
   try {
     switch (backend) {
-      case Backend::select: out = std::make_unique<SelectDemux>(); break;
-      case Backend::poll: out = std::make_unique<PollDemux>(); break;
+      case Backend::select: out = make_select_demux(); break;
+      case Backend::poll: out = make_poll_demux(); break;
 #if REACTOR_HAVE_EPOLL
       case Backend::epoll: out = std::make_unique<EpollDemux>(); break;
 #endif

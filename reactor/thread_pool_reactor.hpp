@@ -87,43 +87,31 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   ThreadPoolReactor(const ThreadPoolReactor&) = delete;
   ThreadPoolReactor& operator=(const ThreadPoolReactor&) = delete;
 
-  /// The backend chosen at construction.
+  // The Dispatcher interface (documented there and in reactor/reactor.hpp); comments below
+  // say only what differs on a pool.
   [[nodiscard]] Backend backend() const noexcept override;
 
-  /// Registers `handler` for `mask` on handler->get_handle().
   std::error_code register_handler(EventHandler* handler, EventMask mask) override;
-  /// Registers `handler` for `mask` on `handle`; errc::already_registered if it has one. A
-  /// backend error on a handle added while another thread waits (select / poll / io_uring,
-  /// where the leader applies the change) is logged, not returned.
+  /// Where another thread waits in a backend only it may change (select, poll), returns once
+  /// that thread has applied the registration, with the backend's error if it refused it.
   std::error_code register_handler(Handle handle, EventHandler* handler, EventMask mask) override;
   /// Removes `mask` from the registration and calls handle_close(handle, removed) unless `hook`
   /// is CloseHook::skip. If the handler is running on another thread at that moment,
   /// handle_close is queued and runs on a pool thread right after its current hook returns.
   std::error_code remove_handler(EventHandler* handler, EventMask mask, CloseHook hook) override;
-  /// As above, by handle.
   std::error_code remove_handler(Handle handle, EventMask mask, CloseHook hook) override;
-  /// Replaces the interest of a registered handle (none keeps it registered but silent).
   std::error_code set_interest(Handle handle, EventMask mask) override;
-  /// Adds `mask` to the interest of a registered handle.
   std::error_code add_interest(Handle handle, EventMask mask) override;
-  /// Removes `mask` from the interest of a registered handle; never calls handle_close.
   std::error_code clear_interest(Handle handle, EventMask mask) override;
-  /// The interest of `handle` (none when not registered).
   [[nodiscard]] EventMask interest(Handle handle) const override;
-  /// The handler registered on `handle`, or nullptr.
   [[nodiscard]] EventHandler* handler(Handle handle) const override;
-  /// Number of I/O registrations.
   [[nodiscard]] std::size_t handler_count() const override;
   /// Stops dispatching events of `handle` until resume_handler (timers still fire). A hook
   /// already running finishes; a queued event of the handle is held until it is resumed.
   std::error_code suspend_handler(Handle handle) override;
-  /// By handler->get_handle().
   std::error_code suspend_handler(EventHandler* handler) override;
-  /// Resumes a suspended handle.
   std::error_code resume_handler(Handle handle) override;
-  /// By handler->get_handle().
   std::error_code resume_handler(EventHandler* handler) override;
-  /// True while `handle` is registered and suspended.
   [[nodiscard]] bool is_suspended(Handle handle) const override;
 
   /// Calls handler->handle_timeout(now, arg) after `delay`, then every `interval` if positive.
@@ -132,11 +120,8 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
                                  Duration interval) override;
   /// Cancels a timer; it will not fire unless its hook has already started.
   std::error_code cancel_timer(TimerId id) override;
-  /// Cancels every timer of `handler`; returns how many.
   std::size_t cancel_timers(EventHandler* handler) override;
-  /// Changes the interval of a timer from its next expiry on (zero makes it one-shot).
   std::error_code reset_timer_interval(TimerId id, Duration interval) override;
-  /// Number of pending timers.
   [[nodiscard]] std::size_t timer_count() const override;
 
   /// Calls the hooks of `mask` with invalid_handle on a pool thread, once per call, in order
@@ -149,7 +134,6 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   /// Calls handler->handle_signal(signum) on a pool thread whenever `signum` is delivered (never
   /// in signal context, never while another hook of `handler` runs).
   std::error_code register_signal(int signum, EventHandler* handler) override;
-  /// Stops delivering `signum` to `handler`.
   std::error_code remove_signal(int signum, EventHandler* handler) override;
 
   /// Withdraws every registration, timer and queued notification of `handler` without calling

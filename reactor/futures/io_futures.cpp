@@ -272,49 +272,48 @@ Poll<std::size_t> ReadSome::poll(const Waker& waker) {
   return std::nullopt;
 }
 
-Poll<std::size_t> ReadExact::poll(const Waker& waker) {
-  if (slot_ == nullptr) return no_stream<std::size_t>();
-  waiting_ = false;
-  while (done_ < buffer_.size()) {
-    if (slot_->readiness(side_) == Readiness::not_ready) {
-      if (auto ec = slot_->wait(side_, waker)) return Outcome<std::size_t>::failure(ec);
-      waiting_ = true;
+// Repeats `attempt(done)` until `size` bytes moved, waiting for readiness in between and
+// yielding when the task's cooperative budget is spent. An attempt answers nullopt for EAGAIN.
+template <class Attempt>
+Poll<std::size_t> transfer_all(IoSlot& slot, IoSlot::Side side, const Waker& waker, bool& waiting,
+                               std::size_t& done, std::size_t size, Attempt&& attempt) {
+  waiting = false;
+  while (done < size) {
+    if (slot.readiness(side) == Readiness::not_ready) {
+      if (auto ec = slot.wait(side, waker)) return Outcome<std::size_t>::failure(ec);
+      waiting = true;
       return std::nullopt;
     }
     if (!detail::coop_consume()) {
       waker.wake();
       return std::nullopt;
     }
-    auto r = try_read(*slot_, buffer_.subspan(done_));
+    auto r = attempt(done);
     if (!r) continue;  // EAGAIN: wait above
     if (!*r) return r;
-    if (**r == 0) return Outcome<std::size_t>::failure(async_errc::end_of_stream);
-    done_ += **r;
+    done += **r;
   }
-  slot_->forget(side_);
-  return done_;
+  slot.forget(side);
+  return done;
+}
+
+Poll<std::size_t> ReadExact::poll(const Waker& waker) {
+  if (slot_ == nullptr) return no_stream<std::size_t>();
+  return transfer_all(*slot_, side_, waker, waiting_, done_, buffer_.size(),
+                      [&](std::size_t offset) -> Poll<std::size_t> {
+                        auto r = try_read(*slot_, buffer_.subspan(offset));
+                        if (r && *r && **r == 0) {
+                          return Outcome<std::size_t>::failure(async_errc::end_of_stream);
+                        }
+                        return r;
+                      });
 }
 
 Poll<std::size_t> WriteAll::poll(const Waker& waker) {
   if (slot_ == nullptr) return no_stream<std::size_t>();
-  waiting_ = false;
-  while (done_ < buffer_.size()) {
-    if (slot_->readiness(side_) == Readiness::not_ready) {
-      if (auto ec = slot_->wait(side_, waker)) return Outcome<std::size_t>::failure(ec);
-      waiting_ = true;
-      return std::nullopt;
-    }
-    if (!detail::coop_consume()) {
-      waker.wake();
-      return std::nullopt;
-    }
-    auto r = try_write(*slot_, buffer_.subspan(done_));
-    if (!r) continue;
-    if (!*r) return r;
-    done_ += **r;
-  }
-  slot_->forget(side_);
-  return done_;
+  return transfer_all(
+      *slot_, side_, waker, waiting_, done_, buffer_.size(),
+      [&](std::size_t offset) { return try_write(*slot_, buffer_.subspan(offset)); });
 }
 
 Poll<Stream> Accept::poll(const Waker& waker) {
