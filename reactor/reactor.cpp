@@ -323,7 +323,7 @@ Result<TimerId> Reactor::schedule_timer(EventHandler* handler, const void* arg, 
                                         Duration interval) {
   if (delay < Duration::zero() || interval < Duration::zero()) return errc::invalid_argument;
   if (auto ec = attach(handler)) return ec;
-  return timers_.schedule(handler, arg, Clock::now() + delay, interval);
+  return timers_.schedule(handler, arg, deadline_after(Clock::now(), delay), interval);
 }
 
 std::error_code Reactor::cancel_timer(TimerId id) {
@@ -466,15 +466,14 @@ Duration Reactor::next_timeout(Duration limit) const noexcept {
   }
   Duration timeout = limit;
   if (auto due = timers_.earliest()) {
-    const Duration until = *due - Clock::now();
+    const Duration until = time_until(*due, Clock::now());
     timeout = std::min(timeout, std::max(until, Duration::zero()));
   }
   return timeout;
 }
 
 std::error_code Reactor::wait(Duration timeout, std::size_t& ready) {
-  const TimePoint deadline =
-      timeout == forever ? TimePoint::max() : Clock::now() + std::min(timeout, Duration(1LL << 62));
+  const TimePoint deadline = deadline_after(Clock::now(), timeout);  // forever: TimePoint::max()
   Duration remaining = timeout;
   for (;;) {
     serial_at_wait_ = next_serial_;

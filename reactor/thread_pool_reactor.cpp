@@ -600,7 +600,7 @@ Result<TimerId> ThreadPoolReactor::schedule_timer(EventHandler* handler, const v
   if (delay < Duration::zero() || interval < Duration::zero()) return errc::invalid_argument;
   Lock lock(mutex_);
   if (auto ec = attach(handler)) return ec;
-  const TimePoint due = Clock::now() + delay;
+  const TimePoint due = deadline_after(Clock::now(), delay);
   const auto earliest = timers_.earliest();
   const TimerId id = timers_.schedule(handler, arg, due, interval);
   // The leader's wait may end later than this timer is due.
@@ -871,7 +871,7 @@ Result<std::size_t> ThreadPoolReactor::handle_events(Duration timeout) {
     if (timeout == forever) {
       followers_.wait(lock, woken);
     } else {
-      followers_.wait_for(lock, timeout, woken);
+      followers_.wait_until(lock, deadline_after(Clock::now(), timeout), woken);
     }
     --idle_threads_;
   }
@@ -914,15 +914,14 @@ std::error_code ThreadPoolReactor::wait_and_collect(Lock& lock, Duration limit) 
   leader_ = true;
   jobs_since_wait_ = 0;
   const TimePoint start = Clock::now();
-  const TimePoint deadline =
-      limit == Duration::max() ? TimePoint::max() : start + std::min(limit, Duration(1LL << 62));
+  const TimePoint deadline = deadline_after(start, limit);  // Duration::max(): TimePoint::max()
   std::size_t count = 0;
   TimePoint after = start;
   std::error_code ec;
   for (;;) {
     apply_pending();
     Duration timeout = deadline == TimePoint::max() ? Duration::max() : deadline - after;
-    if (auto due = timers_.earliest()) timeout = std::min(timeout, *due - after);
+    if (auto due = timers_.earliest()) timeout = std::min(timeout, time_until(*due, after));
     timeout = std::max(timeout, Duration::zero());
     const auto ns = timeout == Duration::max()
                         ? std::chrono::nanoseconds(-1)

@@ -127,14 +127,16 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   [[nodiscard]] bool is_suspended(Handle handle) const override;
 
   /// Calls handler->handle_timeout(now, arg) after `delay`, then every `interval` if positive.
-  /// A timer never fires while another hook of the same handler runs.
+  /// A timer never fires while another hook of the same handler runs. Negative, zero and huge
+  /// durations as on Reactor: see Dispatcher.
   Result<TimerId> schedule_timer(EventHandler* handler, const void* arg, Duration delay,
                                  Duration interval) override;
   /// Cancels a timer; it will not fire unless its hook has already started.
   std::error_code cancel_timer(TimerId id) override;
   /// Cancels every timer of `handler`; returns how many.
   std::size_t cancel_timers(EventHandler* handler) override;
-  /// Changes the interval of a timer from its next expiry on (zero makes it one-shot).
+  /// Changes the interval of a timer from its next expiry on (zero makes it one-shot; negative:
+  /// errc::invalid_argument; huge: see Dispatcher::schedule_timer).
   std::error_code reset_timer_interval(TimerId id, Duration interval) override;
   /// Number of pending timers.
   [[nodiscard]] std::size_t timer_count() const override;
@@ -167,7 +169,8 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   /// (leading the demultiplexer's wait, or as a follower while another thread leads), then runs
   /// the jobs runnable at that moment (work they queue is left for the next turn). Returns how
   /// many hooks this thread called. errc::reentrant_call from a hook or inside run_event_loop.
-  /// A hook's exception propagates to the caller.
+  /// A hook's exception propagates to the caller. Zero or negative `timeout`: no waiting (as a
+  /// follower too); forever or longer than the clock's range: no limit.
   Result<std::size_t> handle_events(Duration timeout) override;
   /// Any thread, any time (also before run_event_loop): makes every thread of run_event_loop
   /// return promptly (each finishes the hook it is running).
