@@ -6,6 +6,8 @@
 // backend; see Demultiplexer.
 #pragma once
 
+#include <time.h>
+
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -67,7 +69,8 @@ class Demultiplexer {
   /// Stops watching `fd`. A descriptor already closed is not an error here.
   virtual std::error_code remove(int fd) = 0;
   /// Blocks until a watched descriptor is ready or `timeout` passes (negative: no limit;
-  /// zero: just poll), then fills `ready` and sets `count`. EINTR returns with count 0.
+  /// zero: just poll), then fills `ready` and sets `count`. EINTR returns with count 0, and so
+  /// does a wait longer than max_wait once max_wait has passed: callers wait again.
   virtual std::error_code wait(std::span<ReadyEvent> ready, std::chrono::nanoseconds timeout,
                                std::size_t& count) = 0;
   /// Which backend this is.
@@ -90,7 +93,16 @@ std::unique_ptr<Demultiplexer> make_select_demux();
 /// See make_select_demux.
 std::unique_ptr<Demultiplexer> make_poll_demux();
 
-/// Milliseconds for poll-style calls, rounded up so a timer is never woken early.
+/// The longest single wait a backend makes: INT_MAX milliseconds (about 24.8 days, the most
+/// poll() and epoll_wait() take). Longer timeouts, however large, are cut to it, so no kernel is
+/// handed a value it rejects or overflows in its own deadline arithmetic.
+inline constexpr std::chrono::nanoseconds max_wait = std::chrono::milliseconds(2147483647);
+
+/// Milliseconds for poll-style calls: -1 (no limit) when `timeout` is negative, else rounded up
+/// so a timer is never woken early, and at most max_wait.
 int timeout_to_ms(std::chrono::nanoseconds timeout) noexcept;
+
+/// A `timeout` that is not negative as a timespec (kevent, io_uring), at most max_wait.
+timespec timeout_to_timespec(std::chrono::nanoseconds timeout) noexcept;
 
 }  // namespace reactor

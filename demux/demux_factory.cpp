@@ -1,5 +1,6 @@
 // Chooses and creates a demultiplexer backend; REACTOR_BACKEND overrides the default choice so
 // the whole test suite can be run on each backend in turn.
+#include <algorithm>
 #include <cstdlib>
 
 #include "base/error.hpp"
@@ -70,8 +71,18 @@ std::vector<Backend> available_backends() {
 
 int timeout_to_ms(std::chrono::nanoseconds timeout) noexcept {
   if (timeout < std::chrono::nanoseconds::zero()) return -1;
-  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
-  return ms > 2147483647 ? 2147483647 : static_cast<int>(ms);
+  // Clamped first, so rounding up cannot step past the range either.
+  return static_cast<int>(
+      std::chrono::ceil<std::chrono::milliseconds>(std::min(timeout, max_wait)).count());
+}
+
+timespec timeout_to_timespec(std::chrono::nanoseconds timeout) noexcept {
+  const auto t = std::clamp(timeout, std::chrono::nanoseconds::zero(), max_wait);
+  const auto s = std::chrono::duration_cast<std::chrono::seconds>(t);
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(s.count());
+  ts.tv_nsec = static_cast<long>((t - s).count());
+  return ts;
 }
 
 std::error_code make_demultiplexer(Backend backend, std::unique_ptr<Demultiplexer>& out) {

@@ -271,9 +271,12 @@ std::error_code IoUringDemux::submit_and_wait(std::chrono::nanoseconds timeout) 
   }
   // With IORING_FEAT_EXT_ARG (5.11+) the timeout travels with the one io_uring_enter call and
   // no timeout SQE is needed; liburing falls back to one on older kernels.
+  // At most max_wait: the kernel adds the timeout to its clock reading, which a value near the
+  // 64-bit limit would overflow.
+  const timespec t = timeout_to_timespec(timeout);
   __kernel_timespec ts{};
-  ts.tv_sec = static_cast<std::int64_t>(timeout.count() / 1000000000);
-  ts.tv_nsec = static_cast<long long>(timeout.count() % 1000000000);
+  ts.tv_sec = t.tv_sec;
+  ts.tv_nsec = t.tv_nsec;
   return enter_result(io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr));
 }
 

@@ -189,8 +189,7 @@ std::error_code KqueueDemux::wait(std::span<ReadyEvent> ready, std::chrono::nano
   if (always) {
     tsp = &ts;
   } else if (timeout >= std::chrono::nanoseconds::zero()) {
-    ts.tv_sec = static_cast<time_t>(timeout.count() / 1000000000);
-    ts.tv_nsec = static_cast<long>(timeout.count() % 1000000000);
+    ts = timeout_to_timespec(timeout);
     tsp = &ts;
   }
   const int rc = ::kevent(kq_.get(), nullptr, 0, events_.data(), max, tsp);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/select.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 #include <vector>
@@ -98,8 +99,9 @@ std::error_code SelectDemux::wait(std::span<ReadyEvent> ready, std::chrono::nano
   timeval tv{};
   timeval* tvp = nullptr;
   if (timeout >= std::chrono::nanoseconds::zero()) {
-    // Round up to whole microseconds so a timer is never woken early.
-    auto us = std::chrono::ceil<std::chrono::microseconds>(timeout).count();
+    // Round up to whole microseconds so a timer is never woken early; at most max_wait.
+    const auto us =
+        std::chrono::ceil<std::chrono::microseconds>(std::min(timeout, max_wait)).count();
     tv.tv_sec = static_cast<time_t>(us / 1000000);
     tv.tv_usec = static_cast<suseconds_t>(us % 1000000);
     tvp = &tv;

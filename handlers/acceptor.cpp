@@ -150,8 +150,12 @@ int AcceptorBase::handle_input(Handle /*handle*/) {
 void AcceptorBase::back_off() {
   // Stop watching the listener (it stays readable while connections wait) and look again
   // after a pause that grows while the shortage lasts. Pending clients wait in the backlog.
-  backoff_ = backoff_ == Duration::zero() ? options_.backoff_initial
-                                          : std::min(backoff_ * 2, options_.backoff_max);
+  // Doubling saturates, and a pause is never negative (the timer would be refused and the loop
+  // would spin on the readable listener): zero or less pauses for one turn of the loop.
+  const Duration next = backoff_ == Duration::zero()
+                            ? options_.backoff_initial
+                            : std::min(saturating_mul(backoff_, 2), options_.backoff_max);
+  backoff_ = std::max(next, Duration::zero());
   if (!reactor_.schedule_timer(this, &backoff_tag, backoff_)) return;  // keep accepting then
   (void)reactor_.suspend_handler(listener_.get());
   backing_off_ = true;

@@ -32,7 +32,9 @@ struct AcceptorOptions {
   bool reuse_port = false;
   /// Most connections accepted per readiness event, so a flood cannot starve the others.
   std::size_t max_accepts_per_event = 128;
-  /// First pause after EMFILE / ENFILE / ENOBUFS / ENOMEM; doubles while it persists.
+  /// First pause after EMFILE / ENFILE / ENOBUFS / ENOMEM; doubles (saturating) while it
+  /// persists. Zero or negative: pause for one turn of the loop only. A pause past the end of the
+  /// clock's range (forever) never ends: the acceptor stops accepting after its first shortage.
   Duration backoff_initial = std::chrono::milliseconds(10);
   /// Longest pause.
   Duration backoff_max = std::chrono::milliseconds(500);

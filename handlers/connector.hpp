@@ -29,7 +29,9 @@ class Connector {
   /// Connects `handler` (which the framework owns from now on, as with StreamHandler::start) to
   /// `address`. The result always arrives later, from the loop: on_open() once connected, or
   /// on_close(error) followed by deletion. Returns an error (and deletes the handler without a
-  /// call) only for a null handler or one that already has a socket.
+  /// call) only for a null handler or one that already has a socket. `timeout`: zero, negative
+  /// or forever means no deadline (the kernel's own connect timeout still applies), and so, in
+  /// practice, does any value past the end of the clock's range.
   std::error_code connect(std::unique_ptr<StreamHandler> handler, const SocketAddress& address,
                           Duration timeout = std::chrono::seconds(10));
   /// Connects not yet completed.

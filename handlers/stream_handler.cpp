@@ -439,10 +439,12 @@ void StreamHandler::on_timer(TimePoint now, const void* arg) {
     const TimePoint last = last_activity_;
     const Duration limit = options_.idle_timeout;
     if (state_ == State::open && limit > Duration::zero()) {
-      if (now - last >= limit) {
+      // Saturating: with a limit near Duration::max() the idle moment is TimePoint::max().
+      const TimePoint idle_at = deadline_after(last, limit);
+      if (now >= idle_at) {
         on_idle();
       } else {
-        arm_idle_timer(limit - (now - last));
+        arm_idle_timer(time_until(idle_at, now));
         last_activity_ = last;
       }
     }

@@ -73,10 +73,12 @@ struct StreamOptions {
   /// Hard cap on input on_data() left unconsumed; beyond it the connection is aborted
   /// (message_size), so a peer cannot make us buffer an endless "line".
   std::size_t max_input = 4 * 1024 * 1024;
-  /// Abort after this long without a byte read or written; zero disables the idle timer.
+  /// Abort after this long without a byte read or written; zero or negative disables the idle
+  /// timer, and one past the end of the clock's range (forever) never expires.
   Duration idle_timeout = Duration::zero();
-  /// How long close() may wait for the queue to drain before it aborts with timed_out; zero:
-  /// as long as it takes (a peer that never reads then holds the connection open).
+  /// How long close() may wait for the queue to drain before it aborts with timed_out; zero or
+  /// negative: as long as it takes (a peer that never reads then holds the connection open), as
+  /// is a value past the end of the clock's range (forever).
   Duration linger_timeout = std::chrono::seconds(10);
 };
 
@@ -163,7 +165,7 @@ class StreamHandler : public EventHandler {
   void shutdown_write();
   /// True from open until close/abort is requested.
   [[nodiscard]] bool is_open() const noexcept { return state_ == State::open; }
-  /// Changes the idle timeout (zero disables it).
+  /// Changes the idle timeout (zero or negative disables it; see StreamOptions::idle_timeout).
   void set_idle_timeout(Duration timeout);
 
   /// The reactor this handler is served by.

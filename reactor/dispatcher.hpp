@@ -131,6 +131,12 @@ class Dispatcher {
   // ---- timers ------------------------------------------------------------------------------
 
   /// Calls handler->handle_timeout(now, arg) after `delay`, then every `interval` if positive.
+  /// At the edges of Duration's range (both reactors alike): a negative delay or interval is
+  /// errc::invalid_argument; zero is due at once (at the next turn of the loop). Due times
+  /// saturate (deadline_after): a delay or next expiry past the end of the clock's range
+  /// (forever, Duration::max(), TimePoint::max() - now or more) is due at TimePoint::max(),
+  /// which the clock never reaches. Such a timer never fires but stays pending, counted by
+  /// timer_count() and cancellable; an interval of forever fires once, after `delay`, then never.
   virtual Result<TimerId> schedule_timer(EventHandler* handler, const void* arg, Duration delay,
                                          Duration interval) = 0;
   /// One-shot: schedule_timer(handler, arg, delay, zero).
@@ -141,7 +147,9 @@ class Dispatcher {
   virtual std::error_code cancel_timer(TimerId id) = 0;
   /// Cancels every timer of `handler`; returns how many.
   virtual std::size_t cancel_timers(EventHandler* handler) = 0;
-  /// Changes the interval of a timer from its next expiry on (zero makes it one-shot).
+  /// Changes the interval of a timer from its next expiry on (zero makes it one-shot). Negative:
+  /// errc::invalid_argument (checked before the id); past the end of the clock's range: the
+  /// expiry after the next one never comes (see schedule_timer).
   virtual std::error_code reset_timer_interval(TimerId id, Duration interval) = 0;
   /// Number of pending timers.
   [[nodiscard]] virtual std::size_t timer_count() const = 0;
@@ -167,7 +175,8 @@ class Dispatcher {
   // ---- the loop ----------------------------------------------------------------------------
 
   /// Waits at most `timeout` for events, then dispatches what is ready; returns how many hooks
-  /// were called.
+  /// were called. Zero or negative: polls without blocking. forever, or any timeout reaching past
+  /// the end of the clock's range: waits without limit.
   virtual Result<std::size_t> handle_events(Duration timeout) = 0;
   /// handle_events(forever).
   Result<std::size_t> handle_events() { return handle_events(forever); }

@@ -108,14 +108,15 @@ class Reactor final : public Dispatcher, private HandlerRegistry {
   // ---- timers ------------------------------------------------------------------------------
 
   /// Calls handler->handle_timeout(now, arg) after `delay`, then every `interval` if it is
-  /// positive. Returns the timer's id.
+  /// positive. Returns the timer's id. Negative, zero and huge durations: see Dispatcher.
   Result<TimerId> schedule_timer(EventHandler* handler, const void* arg, Duration delay,
                                  Duration interval) override;
   /// Cancels a pending timer; it will not fire, even if it is due in this very iteration.
   std::error_code cancel_timer(TimerId id) override;
   /// Cancels every timer of `handler`; returns how many.
   std::size_t cancel_timers(EventHandler* handler) override;
-  /// Changes the interval of a timer from its next expiry on (zero makes it one-shot).
+  /// Changes the interval of a timer from its next expiry on (zero makes it one-shot; negative:
+  /// errc::invalid_argument; huge: see Dispatcher::schedule_timer).
   std::error_code reset_timer_interval(TimerId id, Duration interval) override;
   /// Number of pending timers.
   [[nodiscard]] std::size_t timer_count() const noexcept override;
@@ -145,6 +146,7 @@ class Reactor final : public Dispatcher, private HandlerRegistry {
 
   /// Waits at most `timeout` for events, then dispatches ready handles, due timers, signals and
   /// a bounded batch of notifications. Returns how many hooks were called. EINTR is retried.
+  /// Zero or negative: polls; forever or longer than the clock's range: no limit.
   Result<std::size_t> handle_events(Duration timeout) override;
   /// Runs handle_events until end_event_loop is called or an error occurs (returned).
   std::error_code run_event_loop() override;

@@ -648,7 +648,7 @@ Result<std::size_t> ThreadPoolReactor::handle_events(Duration timeout) {
     if (timeout == forever) {
       followers_.wait(lock, woken);
     } else {
-      followers_.wait_for(lock, timeout, woken);
+      followers_.wait_until(lock, deadline_after(Clock::now(), timeout), woken);
     }
     --idle_threads_;
   }

@@ -115,7 +115,8 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   [[nodiscard]] bool is_suspended(Handle handle) const override;
 
   /// Calls handler->handle_timeout(now, arg) after `delay`, then every `interval` if positive.
-  /// A timer never fires while another hook of the same handler runs.
+  /// A timer never fires while another hook of the same handler runs. Negative, zero and huge
+  /// durations as on Reactor: see Dispatcher.
   Result<TimerId> schedule_timer(EventHandler* handler, const void* arg, Duration delay,
                                  Duration interval) override;
   /// Cancels a timer; it will not fire unless its hook has already started.
@@ -151,7 +152,8 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   /// (leading the demultiplexer's wait, or as a follower while another thread leads), then runs
   /// the jobs runnable at that moment (work they queue is left for the next turn). Returns how
   /// many hooks this thread called. errc::reentrant_call from a hook or inside run_event_loop.
-  /// A hook's exception propagates to the caller.
+  /// A hook's exception propagates to the caller. Zero or negative `timeout`: no waiting (as a
+  /// follower too); forever or longer than the clock's range: no limit.
   Result<std::size_t> handle_events(Duration timeout) override;
   /// Any thread, any time (also before run_event_loop): makes every thread of run_event_loop
   /// return promptly (each finishes the hook it is running).

@@ -308,7 +308,7 @@ std::chrono::nanoseconds DispatchCore::next_wait(TimePoint deadline, TimePoint n
   if (auto due = timers_.earliest()) until = std::min(until, *due);
   if (until == TimePoint::max()) return std::chrono::nanoseconds(-1);
   if (until <= now) return std::chrono::nanoseconds(0);
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(until - now);
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(time_until(until, now));
 }
 
 // Nothing was ready: a timer came due, the time is up, or the wait ended early (EINTR, or a
@@ -324,7 +324,7 @@ Result<TimerId> DispatchCore::schedule(EventHandler* handler, const void* arg, D
                                        Duration interval, bool* earliest) {
   if (delay < Duration::zero() || interval < Duration::zero()) return errc::invalid_argument;
   if (auto ec = attach(handler)) return ec;
-  const TimePoint due = saturating_add(Clock::now(), delay);
+  const TimePoint due = deadline_after(Clock::now(), delay);
   if (earliest != nullptr) {
     const auto first = timers_.earliest();
     *earliest = !first || due < *first;

@@ -55,12 +55,6 @@ constexpr EventMask side_of(EventMask kind) noexcept {
 /// Calls the hook of `kind` (read, write or except) on `handler`.
 int call_hook(EventHandler& handler, Handle handle, EventMask kind);
 
-/// `t + d`, saturating at the clock's range instead of overflowing (a negative `d` gives `t`).
-constexpr TimePoint saturating_add(TimePoint t, Duration d) noexcept {
-  if (d <= Duration::zero()) return t;
-  return d >= TimePoint::max() - t ? TimePoint::max() : t + d;
-}
-
 /// The shared state and rules of one reactor.
 class DispatchCore {
  public:
@@ -190,7 +184,7 @@ class DispatchCore {
   template <class Blocking>
   std::error_code wait(Duration limit, Blocking&& blocking, TimePoint& started, TimePoint& woke) {
     started = Clock::now();
-    const TimePoint deadline = saturating_add(started, limit);
+    const TimePoint deadline = deadline_after(started, std::max(limit, Duration::zero()));
     TimePoint now = started;
     std::error_code ec;
     for (;;) {

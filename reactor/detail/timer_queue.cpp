@@ -9,6 +9,8 @@
 
 #include <algorithm>
 
+#include "base/types.hpp"
+
 namespace reactor {
 
 inline TimerId TimerQueue::make_id(std::uint32_t slot, std::uint32_t generation) noexcept {
@@ -158,10 +160,14 @@ EventHandler* TimerQueue::finish_firing(TimerId id, TimePoint now, bool keep,
     return handler;
   }
   // Next due time is a whole number of intervals after the previous one: no cumulative drift.
-  s->due += s->interval;
+  // Saturating: a next expiry past the end of the clock's range parks the timer at
+  // TimePoint::max() (never due) instead of overflowing into the past and firing at once.
+  s->due = deadline_after(s->due, s->interval);
   if (s->due <= now) {
-    const auto behind = (now - s->due) / s->interval + 1;
-    s->due += behind * s->interval;
+    // Skip the missed expiries: the next one is the first on the grid after `now`.
+    const auto missed = time_until(now, s->due) / s->interval;
+    s->due = deadline_after(s->due, saturating_mul(s->interval, missed));
+    s->due = deadline_after(s->due, s->interval);
   }
   s->state = Slot::State::pending;
   push(slot);  // capacity was kept for it (see reserve_entry)

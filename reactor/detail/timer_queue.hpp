@@ -8,7 +8,9 @@
 //
 // An interval timer's n-th expiry is due at first + n * interval, computed from the previous due
 // time (never from "now"), so periods do not drift. Expiries missed while the loop was busy are
-// skipped to the next multiple instead of firing in a burst.
+// skipped to the next multiple instead of firing in a burst. The arithmetic saturates: an expiry
+// that would lie past the end of TimePoint's range is due at TimePoint::max(), i.e. never, and
+// the timer stays pending (cancellable) there.
 #pragma once
 
 #include <cstdint>

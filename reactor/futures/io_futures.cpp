@@ -40,7 +40,8 @@ std::error_code TimerSlot::arm(Reactor& reactor, TimePoint deadline) {
   disarm();
   reactor_ = &reactor;
   fired_ = false;
-  auto id = reactor.schedule_timer(this, nullptr, std::max(deadline - Clock::now(), Duration{}));
+  auto id = reactor.schedule_timer(this, nullptr,
+                                   std::max(time_until(deadline, Clock::now()), Duration{}));
   if (!id) return id.error();
   id_ = *id;
   return {};

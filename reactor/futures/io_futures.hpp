@@ -183,11 +183,12 @@ class [[nodiscard]] Sleep {
   detail::TimerSlot timer_;
 };
 
-/// A future that completes `delay` from now.
+/// A future that completes `delay` from now. Zero or less has passed already (it completes at
+/// its first poll); a delay past the end of the clock's range never ends (deadline_after).
 inline Sleep sleep_for(Reactor& reactor, Duration delay) {
-  return Sleep(reactor, Clock::now() + delay);
+  return Sleep(reactor, deadline_after(Clock::now(), delay));
 }
-/// A future that completes at `deadline`.
+/// A future that completes at `deadline` (TimePoint::max(): never).
 inline Sleep sleep_until(Reactor& reactor, TimePoint deadline) { return Sleep(reactor, deadline); }
 
 /// Pending on its first poll (after waking itself), ready on the second: lets other tasks run.
@@ -372,7 +373,8 @@ class Listener {
 };
 
 /// Connects a TCP socket to `address`, failing with std::errc::timed_out after `limit`
-/// (the half-open socket is closed at once).
+/// (the half-open socket is closed at once). `limit` as in timeout(): zero or less expires at
+/// the first chance, past the end of the clock's range never.
 Task<Stream> connect(Reactor& reactor, sockaddr_in address, Duration limit);
 
 /// The IPv4 loopback address with `port`.

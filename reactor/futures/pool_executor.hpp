@@ -166,7 +166,9 @@ class PoolTaskState {
   /// Handle side: blocks until ready or `limit` passes; true when ready.
   bool wait_for(Duration limit) {
     std::unique_lock lock(mutex_);
-    return completed_.wait_for(lock, limit, [this] { return ready_; });
+    // Not condition_variable::wait_for: it adds `limit` to the clock without saturating.
+    return completed_.wait_until(lock, deadline_after(Clock::now(), limit),
+                                 [this] { return ready_; });
   }
 
   /// Handle side: blocks until ready, then takes the outcome.
@@ -392,7 +394,8 @@ class [[nodiscard]] PoolJoinHandle {
   }
 
   /// Blocks until the task has finished or `limit` has passed; true when finished (or empty).
-  /// Throws std::system_error (errc::reentrant_call) from a thread running an executor.
+  /// A limit of zero or less only looks; one past the end of the clock's range waits without
+  /// limit. Throws std::system_error (errc::reentrant_call) from a thread running an executor.
   bool wait_for(Duration limit) {
     if (Executor::current() != nullptr) {
       throw std::system_error(make_error_code(errc::reentrant_call), "PoolJoinHandle::wait_for");

@@ -86,11 +86,14 @@ class [[nodiscard]] Timeout {
   detail::TimerSlot timer_;
 };
 
-/// `child` limited to `limit` from now.
+/// `child` limited to `limit` from now. A limit of zero or less has passed already: the child
+/// gets its first poll, then the timeout expires at the next turn of the loop. A limit past the
+/// end of the clock's range never expires (deadline_after).
 template <Pollable F>
 Timeout<std::remove_cvref_t<F>> timeout(Reactor& reactor, F&& child, Duration limit) {
   static_assert(!std::is_lvalue_reference_v<F>, "timeout takes ownership: pass an rvalue");
-  return Timeout<std::remove_cvref_t<F>>(reactor, std::move(child), Clock::now() + limit);
+  return Timeout<std::remove_cvref_t<F>>(reactor, std::move(child),
+                                         deadline_after(Clock::now(), limit));
 }
 
 /// Every child's value, in order (void children give Unit); fails with the first failure.

@@ -446,5 +446,83 @@ TEST(TimerQueue, FiringIntervalTimerReturnsAfterItsHookScheduledAndCancelledMany
   EXPECT_EQ(e.due, t0 + milliseconds(10));
 }
 
+// ---- the end of the clock's range (issue 13) ----------------------------------------------------
+
+// An interval timer whose next expiry would lie past the end of TimePoint's range is parked at
+// TimePoint::max(): pending (cancellable) but never due, instead of overflowing into the past.
+TEST(TimerQueue, NextExpiryPastTheEndOfTimeIsParkedAtTimePointMax) {
+  const TimePoint hour_in = TimePoint{} + std::chrono::hours(1);
+  const TimePoint hour_left = TimePoint::max() - std::chrono::hours(1);
+  const std::pair<TimePoint, Duration> cases[] = {
+      {hour_in, Duration::max()},
+      {hour_in, Duration::max() - Duration(1)},
+      {hour_left, std::chrono::hours(2)},
+      {hour_left, std::chrono::hours(1) + Duration(1)},
+  };
+  for (const auto& [first, interval] : cases) {
+    TimerQueue q;
+    Dummy h;
+    const TimerId id = q.schedule(&h, nullptr, first, interval);
+    TimerQueue::Expiry e{};
+    ASSERT_TRUE(q.pop_due(first, e));
+    bool pending = false;
+    q.finish_firing(id, first, true, &pending);
+    EXPECT_TRUE(pending) << interval.count();
+    ASSERT_TRUE(q.earliest()) << interval.count();
+    EXPECT_EQ(*q.earliest(), TimePoint::max()) << interval.count();
+    EXPECT_FALSE(q.pop_due(TimePoint::max() - Duration(1), e)) << interval.count();
+    bool found = false;
+    EXPECT_EQ(q.cancel(id, found), &h);
+    EXPECT_TRUE(found);
+  }
+}
+
+// Skipping missed periods multiplies the interval: near the end of the range the product must
+// saturate too. On the grid 0, 1000, 2000... ns the next point after max - 10 ns is not
+// representable, so the timer is parked; with a 100 ns grid it is, and is kept exact.
+TEST(TimerQueue, SkippingMissedPeriodsNearTheEndOfTimeNeverOverflows) {
+  const TimePoint late = TimePoint::max() - Duration(10);
+  {
+    TimerQueue q;
+    Dummy h;
+    const TimerId id = q.schedule(&h, nullptr, TimePoint{}, Duration(1000));
+    TimerQueue::Expiry e{};
+    ASSERT_TRUE(q.pop_due(late, e));
+    q.finish_firing(id, late, true);
+    EXPECT_EQ(*q.earliest(), TimePoint::max());
+    EXPECT_FALSE(q.pop_due(late, e));
+  }
+  {
+    TimerQueue q;
+    Dummy h;
+    const TimerId id = q.schedule(&h, nullptr, TimePoint{}, Duration(100));
+    TimerQueue::Expiry e{};
+    ASSERT_TRUE(q.pop_due(late, e));
+    q.finish_firing(id, late, true);
+    EXPECT_EQ(q.earliest()->time_since_epoch().count(), 9223372036854775800);
+  }
+}
+
+// A timer due at TimePoint::max(), or whose interval is reset to Duration::max(), never comes due
+// before the end of time, and is still an ordinary pending timer.
+TEST(TimerQueue, TimerAtTheEndOfTimeStaysPendingAndCancellable) {
+  TimerQueue q;
+  Dummy h;
+  const TimePoint t0 = TimePoint{} + std::chrono::hours(1);
+  const TimerId at_end = q.schedule(&h, nullptr, TimePoint::max(), Duration::max());
+  const TimerId reset = q.schedule(&h, nullptr, t0, milliseconds(1));
+  ASSERT_TRUE(q.reset_interval(reset, Duration::max()));
+  TimerQueue::Expiry e{};
+  ASSERT_TRUE(q.pop_due(t0 + milliseconds(5), e));
+  EXPECT_EQ(e.id, reset);
+  q.finish_firing(reset, t0 + milliseconds(5), true);
+  EXPECT_FALSE(q.pop_due(TimePoint::max() - Duration(1), e));
+  EXPECT_EQ(q.size(), 2U);
+  bool found = false;
+  EXPECT_EQ(q.cancel(at_end, found), &h);
+  EXPECT_EQ(q.cancel(reset, found), &h);
+  EXPECT_EQ(q.size(), 0U);
+}
+
 }  // namespace
 }  // namespace reactor

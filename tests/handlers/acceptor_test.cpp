@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "duration_edges.hpp"
 #include "handler_test_support.hpp"
 
 namespace reactor::test {
@@ -179,6 +180,58 @@ TEST_P(AcceptorTest, DescriptorExhaustionBacksOffWithoutSpinningThenServesAgain)
   EXPECT_EQ(log.opened, 3);
   for (const auto& got : in) EXPECT_EQ(got, "x");
   EXPECT_FALSE(a->backing_off());
+}
+
+// Back-off pauses at the edges of Duration's range (issue 13), under descriptor exhaustion. A
+// pause past the end of the clock keeps the listener paused: one back-off and a quiet loop,
+// not a pause that overflowed into the past and a spin. Zero, negative and 1 ns pauses last
+// about one turn of the loop: accepting is retried each turn, every retry a back-off, never a
+// refused timer that leaves the loop spinning on a readable listener.
+TEST_P(AcceptorTest, BackOffAtEveryDurationEdge) {
+  struct Witness : EventHandler {
+    int handle_timeout(TimePoint, const void*) override {
+      fired = true;
+      return 0;
+    }
+    bool fired = false;
+  };
+  for (const DurationEdge& e : duration_edges()) {
+    AcceptorOptions o;
+    o.backoff_initial = e.value;
+    o.backoff_max = Duration::max();
+    ServiceLog& log = new_log();
+    Acceptor<TestService> a(
+        r(),
+        [&log](Dispatcher& rr, UniqueFd fd, const SocketAddress&) {
+          return std::make_unique<TestService>(rr, std::move(fd), log);
+        },
+        o);
+    ASSERT_FALSE(a.open(SocketAddress::loopback_v4(0))) << e;
+    UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    std::size_t loops = 0;
+    {
+      FdLimit limit;
+      ASSERT_TRUE(limit.ok());
+      const SocketAddress& to = a.local_address();
+      ::connect(client.get(), to.native(), to.length());  // completes in the backlog
+      Witness witness;
+      ASSERT_TRUE(r().schedule_timer(&witness, nullptr, milliseconds(30)));
+      const bool ran = run_until(r(), [&] {
+        ++loops;
+        return witness.fired;
+      });
+      limit.restore();
+      ASSERT_TRUE(ran) << e;
+    }
+    EXPECT_EQ(log.opened, 0) << e;
+    if (e.value > std::chrono::seconds(1)) {
+      EXPECT_EQ(a.backoffs(), 1U) << e;
+      EXPECT_TRUE(a.backing_off()) << e;
+      EXPECT_LT(loops, 20U) << e << ": the loop spun";
+    } else {
+      EXPECT_GE(a.backoffs(), 2U) << e;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, AcceptorTest, ::testing::ValuesIn(conformance_backends()),
