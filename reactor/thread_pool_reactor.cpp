@@ -323,16 +323,18 @@ std::error_code ThreadPoolReactor::register_handler(Handle handle, EventHandler*
                                                     EventMask mask) {
   Lock lock(mutex_);
   if (auto ec = core_->add(handle, handler, mask)) return ec;
+  // Registered from a job on this pool (an acceptor starting a service): the new handler counts
+  // as running on this thread until that job ends, so its first events wait for the job. Before
+  // settle(), which may let the leader collect the new handle's first event.
+  if (tl_adopter == this && tl_adopted != nullptr && !busy_.contains(handler)) {
+    tl_adopted->emplace_back(handler, begin_busy(handler));
+  }
   if (auto ec = settle(lock, handle)) {
-    // The leader's backend refused the descriptor (e.g. a regular file on epoll).
+    // The leader's backend refused the descriptor: nothing of the registration stays (the
+    // adoption ends with the job, harmlessly, as for a handler that unregistered itself).
     (void)core_->remove_bits(handle, EventMask::all_io);
     (void)settle(lock, handle);
     return ec;
-  }
-  // Registered from a job on this pool (an acceptor starting a service): the new handler counts
-  // as running on this thread until that job ends, so its first events wait for the job.
-  if (tl_adopter == this && tl_adopted != nullptr && !busy_.contains(handler)) {
-    tl_adopted->emplace_back(handler, begin_busy(handler));
   }
   return {};
 }
