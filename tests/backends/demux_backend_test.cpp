@@ -186,7 +186,9 @@ TEST_P(DemuxBackend, TimeoutIsNeverEarlyAndNotMuchLate) {
       ASSERT_FALSE(demux_->wait(ready, left, n));
       ASSERT_EQ(n, 0U);
       if (Clock::now() >= deadline) break;
-      ASSERT_LT(++early, 3) << "wait keeps returning before its timeout";
+      // A backend that spins returns thousands of times within the deadline; a few spurious
+      // wake-ups are allowed (an ASan run saw three on kqueue_emulated after the io_uring cases).
+      ASSERT_LT(++early, 20) << "wait keeps returning before its timeout";
     }
     EXPECT_LT(Clock::now() - start, timeout + 500ms) << "generous for sanitizer builds";
   }
