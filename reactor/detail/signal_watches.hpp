@@ -7,8 +7,8 @@
 #include <system_error>
 #include <vector>
 
-#include "base/unique_fd.hpp"
 #include "base/event_handler.hpp"
+#include "base/unique_fd.hpp"
 
 namespace reactor {
 

@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "reactor/futures/outcome.hpp"
-#include "reactor/reactor.hpp"
 #include "reactor/futures/waker.hpp"
+#include "reactor/reactor.hpp"
 
 namespace reactor {
 

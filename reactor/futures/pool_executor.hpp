@@ -66,8 +66,8 @@
 
 #include "reactor/futures/executor.hpp"
 #include "reactor/futures/outcome.hpp"
-#include "reactor/reactor_pool.hpp"
 #include "reactor/futures/waker.hpp"
+#include "reactor/reactor_pool.hpp"
 
 namespace reactor {
 
