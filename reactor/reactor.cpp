@@ -230,9 +230,7 @@ Result<std::size_t> Reactor::handle_events(Duration timeout) {
   run_notifications(dispatched);
   stats.hooks_called += dispatched;
   if (options_.collect_timing) {
-    const Duration spent = Clock::now() - after_wait;
-    stats.time_dispatching += spent;
-    stats.longest_dispatch = std::max(stats.longest_dispatch, spent);
+    core_->count_dispatch(Clock::now() - after_wait);
   }
   return dispatched;
 }
@@ -264,7 +262,7 @@ void Reactor::dispatch_ready(const ReadyEvent& event, std::size_t& dispatched) {
     run_signals(dispatched);
     return;
   }
-  detail::Registration* r = core_->owner_of(event);
+  detail::Registration* r = core_->owner_of(event.fd);
   if (r == nullptr) return;
   if (has(event.events, EventMask::invalid)) {
     // The descriptor was closed behind the reactor's back (select / poll report it).

@@ -543,12 +543,6 @@ std::error_code ThreadPoolReactor::retire(EventHandler* handler) {
 
 // ---- the loop -----------------------------------------------------------------------------------
 
-void ThreadPoolReactor::count_dispatch(Duration spent) noexcept {
-  ReactorStats& stats = core_->counters();
-  stats.time_dispatching += spent;
-  stats.longest_dispatch = std::max(stats.longest_dispatch, spent);
-}
-
 std::error_code ThreadPoolReactor::run_event_loop() {
   std::size_t threads = options_.threads;
   if (threads == 0) threads = std::max(1U, std::thread::hardware_concurrency());
@@ -777,7 +771,7 @@ void ThreadPoolReactor::run_job(Lock& lock, Job& job) {
     Lock& lock;
     TimePoint start;
     ~Timing() {
-      if (lock.owns_lock()) self.count_dispatch(Clock::now() - start);
+      if (lock.owns_lock()) self.core_->count_dispatch(Clock::now() - start);
     }
   } timing{*this, lock, start};
   // Handlers this job registers stay "running here" until it ends (lock held then), so a

@@ -224,7 +224,6 @@ class ThreadPoolReactor final : public Dispatcher, private HandlerRegistry {
   void run_signal(Lock& lock, Job& job);
   std::error_code wait_and_collect(Lock& lock, Duration limit);
   void collect(const ReadyEvent& event);
-  void count_dispatch(Duration spent) noexcept;
 
   std::unique_ptr<detail::DispatchCore> core_;  // guarded by mutex_
   ThreadPoolReactorOptions options_;

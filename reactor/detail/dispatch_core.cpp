@@ -96,8 +96,8 @@ Handle DispatchCore::handle_of(const EventHandler* handler) const {
   return r != nullptr && r->handler == handler ? h : invalid_handle;
 }
 
-Registration* DispatchCore::owner_of(const ReadyEvent& event) noexcept {
-  Registration* r = find(event.fd);
+Registration* DispatchCore::owner_of(Handle handle) noexcept {
+  Registration* r = find(handle);
   return r != nullptr && r->serial < serial_at_wait_ ? r : nullptr;
 }
 
@@ -258,6 +258,9 @@ void DispatchCore::apply_deferred() noexcept {
   std::vector<Handle> handles;
   handles.swap(deferred_);
   for (Handle h : handles) {
+    // Only the latest outcome of a handle counts: settle() asks for it, other changes don't, and
+    // their refusals must not pile up.
+    (void)take_deferred_error(h);
     if (auto ec = apply(h)) {
       log_message(LogLevel::error, "demultiplexer update of handle " + std::to_string(h) +
                                        " failed: " + ec.message());
@@ -285,7 +288,7 @@ Registration* DispatchCore::hold_reported(Handle handle) noexcept {
   if (one_shot_ && static_cast<std::size_t>(handle) < kernel_.size()) {
     kernel_[handle].armed = EventMask::none;  // the kernel disarmed it when it reported it
   }
-  Registration* r = owner_of(ReadyEvent{handle, EventMask::none});
+  Registration* r = owner_of(handle);
   if (r == nullptr || r->held) {
     // Not this event's owner (registered after the wait began): keep the new one armed.
     if (one_shot_) (void)sync(handle);

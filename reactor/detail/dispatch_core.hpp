@@ -6,6 +6,7 @@
 // ThreadPoolReactor under its mutex. Internal: not installed.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -90,7 +91,7 @@ class DispatchCore {
   }
   /// The registration that owns a ready event: it existed when the wait began (a descriptor
   /// closed and reopened within one batch never gets its predecessor's event). Null if none.
-  [[nodiscard]] Registration* owner_of(const ReadyEvent& event) noexcept;
+  [[nodiscard]] Registration* owner_of(Handle handle) noexcept;
 
   /// register_handler's rules: one registration per handle, the reactor's own descriptors are
   /// taken, a backend refusal is returned and leaves nothing behind.
@@ -242,6 +243,11 @@ class DispatchCore {
   // ---- counters -----------------------------------------------------------------------------
 
   [[nodiscard]] ReactorStats& counters() noexcept { return stats_; }
+  /// Adds one dispatch pass (a loop iteration's hooks, or one pool job) to the timing counters.
+  void count_dispatch(Duration spent) noexcept {
+    stats_.time_dispatching += spent;
+    stats_.longest_dispatch = std::max(stats_.longest_dispatch, spent);
+  }
   /// A snapshot, with the live sizes filled in (`queued`: notifications not yet run).
   [[nodiscard]] ReactorStats stats(std::size_t queued) const;
   /// One line per registered handle.
